@@ -1,0 +1,143 @@
+"""Configuration: one TOML file, validated strictly at start.
+
+Unknown keys and wrong types are refused with a message naming the key (``server.port``), so a
+typo in ``appliance.toml`` stops the daemon instead of being silently ignored. Every key has an
+embedded default: with no file at all the appliance runs on the local model, SQLite and
+127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+DEFAULT_DATA_DIR = Path(".appliance")
+DATA_DIR_ENV = "APPLIANCE_DATA_DIR"
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    pass
+
+
+class ServerConfig(_Section):
+    """The HTTP listener and process lifecycle."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    #: On SIGTERM, in-flight requests get this long to finish before they are cut.
+    shutdown_grace_seconds: Seconds = 30.0
+    #: Request bodies above this size get 413 before they are parsed.
+    max_body_bytes: PositiveInt = 1024 * 1024
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+
+
+class LimitsConfig(_Section):
+    """Per-request input limits, enforced before any model sees the request."""
+
+    max_messages: PositiveInt = 256
+    #: Upper bound for max_tokens / max_completion_tokens, and the default when a client
+    #: gives none (capped further by what is left of the model's context).
+    max_completion_tokens: PositiveInt = 4096
+    #: 0 means the serving model's context length is the only bound.
+    max_prompt_tokens: NonNegativeInt = 0
+    max_stop_sequences: PositiveInt = 4
+    max_embedding_inputs: PositiveInt = 256
+
+
+class LocalModelsConfig(_Section):
+    """The in-process llama.cpp model (zone ``device``) and the embedding model.
+
+    Zero or empty values mean "take it from the hardware profile" (see ``appliance hardware``).
+    """
+
+    chat_model: str = ""
+    embedding_model: str = "all-minilm-l6-v2"
+    pool_size: NonNegativeInt = 0
+    #: Requests allowed to wait for a free context; one more gets 503 with Retry-After.
+    queue_size: NonNegativeInt = 16
+    threads: NonNegativeInt = 0
+    #: -1 offloads every layer to the GPU, 0 none; unset takes the hardware profile's value.
+    gpu_layers: int | None = None
+    context_length: NonNegativeInt = 0
+    batch_size: NonNegativeInt = 0
+    embedding_threads: PositiveInt = 1
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    #: Overridden by ``--data-dir`` and by $APPLIANCE_DATA_DIR.
+    data_dir: str | None = None
+    server: ServerConfig = ServerConfig()
+    limits: LimitsConfig = LimitsConfig()
+    local: LocalModelsConfig = LocalModelsConfig()
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and key."""
+
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+
+
+def _explain(err: msgspec.ValidationError) -> str:
+    """Turn msgspec's ``Expected `int`, got `str` - at `$.server.port``` into
+    ``server.port: expected `int`, got `str```."""
+    text = str(err)
+    path = ""
+    match = _AT.search(text)
+    if match:
+        path = match.group("path").lstrip(".")
+        text = text[: match.start()]
+    unknown = _UNKNOWN.match(text)
+    if unknown:
+        key = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
+        return f"unknown key `{key}`"
+    if not path:
+        return text
+    return f"key `{path}`: {text[0].lower()}{text[1:]}"
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_explain(exc)}") from exc
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate ``path``; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    return parse_config(text, str(path))
+
+
+def resolve_data_dir(cli_value: Path | None, config: Config) -> Path:
+    """``--data-dir`` wins, then $APPLIANCE_DATA_DIR, then the config's ``data_dir``, then
+    ``./.appliance``."""
+    if cli_value is not None:
+        return cli_value
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env)
+    if config.data_dir:
+        return Path(config.data_dir)
+    return DEFAULT_DATA_DIR

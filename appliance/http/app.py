@@ -1,0 +1,167 @@
+"""The HTTP surface: thin handlers over the pipeline, and the middleware stack.
+
+Each handler reads the body, calls one pipeline entry point and shapes the result. Every error
+becomes OpenAI's error body; an unexpected exception becomes a generic 500 naming only the
+request id, while the trace goes to the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from appliance.errors import (ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable,
+                              internal_error)
+from appliance.http.middleware import AccessLogMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from appliance.http.responses import (EventStreamResponse, JSONResponse, error_response,
+                                      generation_body, sse_events)
+from appliance.pipeline import RequestContext
+from appliance.types import Generation
+
+if TYPE_CHECKING:
+    from appliance.runtime import Runtime
+
+log = logging.getLogger("appliance.http")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _context(request: Request) -> RequestContext:
+    return RequestContext(request_id=request.scope["state"]["request_id"])
+
+
+def openai_errors(handler: Handler) -> Handler:
+    """Map every failure of a handler onto OpenAI's error format."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApplianceError as exc:
+            return error_response(exc)
+        except Exception:
+            request_id = request.scope["state"]["request_id"]
+            log.exception("unhandled error in request %s", request_id)
+            return error_response(internal_error(request_id))
+
+    return wrapped
+
+
+async def _generation(request: Request, endpoint: str) -> Response:
+    runtime = _runtime(request)
+    ctx = _context(request)
+    body = await request.body()
+    gen_request, result = await runtime.pipeline.run_generation(
+        ctx, request.headers.get("authorization"), body, endpoint)
+    prefix = "chatcmpl-" if endpoint == "chat" else "cmpl-"
+    response_id = prefix + secrets.token_hex(12)
+    headers = runtime.pipeline.respond(ctx)
+    if isinstance(result, Generation):
+        return JSONResponse(generation_body(gen_request, result, response_id, int(time.time())),
+                            headers=headers)
+    # Wait for the first delta before sending a status: errors that happen before any output
+    # (queue full, context too long) still get their own status code.
+    try:
+        first = await result.__anext__()
+    except BaseException:
+        await result.aclose()  # type: ignore[attr-defined]
+        raise
+    assert ctx.route is not None
+    events = sse_events(gen_request, ctx.route.model.id, first, result, response_id)
+    return EventStreamResponse(events, headers)  # type: ignore[return-value]
+
+
+@openai_errors
+async def chat_completions(request: Request) -> Response:
+    return await _generation(request, "chat")
+
+
+@openai_errors
+async def completions(request: Request) -> Response:
+    return await _generation(request, "completion")
+
+
+@openai_errors
+async def embeddings(request: Request) -> Response:
+    runtime = _runtime(request)
+    ctx = _context(request)
+    body = await request.body()
+    emb_request, result = await runtime.pipeline.run_embeddings(
+        ctx, request.headers.get("authorization"), body)
+    data = [{"object": "embedding", "index": i, "embedding": v}
+            for i, v in enumerate(result.vectors)]
+    return JSONResponse({"object": "list", "data": data, "model": result.model,
+                         "usage": {"prompt_tokens": result.usage.prompt_tokens,
+                                   "total_tokens": result.usage.prompt_tokens}},
+                        headers=runtime.pipeline.respond(ctx))
+
+
+@openai_errors
+async def list_models(request: Request) -> Response:
+    runtime = _runtime(request)
+    key = runtime.pipeline.authenticate(_context(request), request.headers.get("authorization"))
+    created = int(runtime.started_at)
+    data = [{"id": m.id, "object": "model", "created": created, "owned_by": m.owned_by}
+            for m in runtime.router.visible_models(key)]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@openai_errors
+async def readyz(request: Request) -> Response:
+    runtime = _runtime(request)
+    checks = runtime.readiness()
+    body: dict[str, Any] = {"status": "ready" if all(checks.values()) else "not_ready",
+                            "checks": checks, "pool": runtime.pool_stats()}
+    return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error: ApplianceError = MethodNotAllowed(f"Method {request.method} is not allowed on "
+                                                 f"{request.url.path}.")
+    elif exc.status_code == 404:
+        error = NotFound(f"Unknown request URL: {request.method} {request.url.path}.")
+    else:
+        error = ServiceUnavailable(str(exc.detail))
+        error.status = exc.status_code
+    return error_response(error)
+
+
+def build_app(runtime: Runtime, lifespan: Any) -> Starlette:
+    """The application with its middleware stack, outermost first."""
+    server = runtime.config.server
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    middleware = [
+        Middleware(AccessLogMiddleware, enabled=server.access_log),
+        Middleware(RequestIdMiddleware),
+        Middleware(BodyLimitMiddleware, max_bytes=server.max_body_bytes),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_exception})
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,123 @@
+"""Response shapes: OpenAI JSON bodies, errors, and server-sent event streams."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+import msgspec
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from appliance.errors import ApplianceError
+from appliance.types import Delta, Generation, GenerationRequest
+
+_encode = msgspec.json.Encoder().encode
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encode(content)
+
+
+def error_response(exc: ApplianceError) -> JSONResponse:
+    return JSONResponse(exc.to_body(), status_code=exc.status, headers=exc.headers())
+
+
+def generation_body(request: GenerationRequest, result: Generation, response_id: str,
+                    created: int) -> dict[str, Any]:
+    if request.is_chat:
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": result.text, "refusal": None},
+            "logprobs": None, "finish_reason": result.finish_reason}
+        kind = "chat.completion"
+    else:
+        choice = {"index": 0, "text": result.text, "logprobs": None,
+                  "finish_reason": result.finish_reason}
+        kind = "text_completion"
+    return {"id": response_id, "object": kind, "created": created, "model": result.model,
+            "system_fingerprint": None, "choices": [choice], "usage": result.usage.to_dict()}
+
+
+async def sse_events(request: GenerationRequest, model: str, first: Delta,
+                     rest: AsyncIterator[Delta], response_id: str) -> AsyncIterator[bytes]:
+    """OpenAI's stream: a chunk per delta, a last chunk with finish_reason, an optional usage
+    chunk (``stream_options.include_usage``), then ``[DONE]``. An error after the first byte
+    becomes an ``error`` event, which the official clients raise as an exception."""
+    created = int(time.time())
+    chat = request.is_chat
+    usage_field: dict[str, Any] = {"usage": None} if request.include_usage else {}
+
+    def chunk(text: str | None, finish: str | None, role: bool = False) -> bytes:
+        if chat:
+            delta: dict[str, Any] = {"role": "assistant"} if role else {}
+            if text is not None:
+                delta["content"] = text
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None,
+                                      "finish_reason": finish}
+            body = {"id": response_id, "object": "chat.completion.chunk", "created": created,
+                    "model": model, "system_fingerprint": None, "choices": [choice],
+                    **usage_field}
+        else:
+            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+            body = {"id": response_id, "object": "text_completion", "created": created,
+                    "model": model, "choices": [choice], **usage_field}
+        return b"data: " + _encode(body) + b"\n\n"
+
+    if chat:
+        yield chunk("", None, role=True)
+    delta = first
+    try:
+        while True:
+            if delta.text:
+                yield chunk(delta.text, None)
+            if delta.finish_reason is not None:
+                yield chunk(None if chat else "", delta.finish_reason)
+                if request.include_usage and delta.usage is not None:
+                    body = {"id": response_id,
+                            "object": "chat.completion.chunk" if chat else "text_completion",
+                            "created": created, "model": model, "choices": [],
+                            "usage": delta.usage.to_dict()}
+                    yield b"data: " + _encode(body) + b"\n\n"
+                break
+            delta = await rest.__anext__()
+    except ApplianceError as exc:
+        yield b"data: " + _encode(exc.to_body()) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+class EventStreamResponse:
+    """Sends server-sent events as they are produced, never buffering. When the client goes
+    away the producer is closed at once, which stops generation upstream."""
+
+    def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+        self.events = events
+        self.headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *self.headers]})
+
+        async with anyio.create_task_group() as group:
+
+            async def watch_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch_disconnect)
+            try:
+                async for event in self.events:
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:
+                pass  # the client is gone; closing the producer below stops the work
+            finally:
+                await self.events.aclose()  # type: ignore[attr-defined]
+                group.cancel_scope.cancel()

@@ -1,0 +1,188 @@
+"""The request pipeline: every step of ARCHITECTURE.md, in order, in one place.
+
+HTTP handlers parse nothing and decide nothing: they hand the raw body and the Authorization
+header to ``run_generation`` / ``run_embeddings`` and shape what comes back. A reader sees the
+whole path of a request here:
+
+ 1. authenticate      API key -> principal
+ 2. parse_and_validate OpenAI schema -> internal request (400 naming the field)
+ 3. classify          [passes through: routing issue] sensitivity + findings
+ 4. guard_input       [passes through: routing issue] injection and content rules
+ 5. decide_route      requested model -> provider (fails closed)
+ 6. admit             [passes through: limits issue] reserve tokens and money
+ 7. cache_lookup      [passes through: caching issue] exact and semantic lookup
+ 8. call              provider: whole answer or stream of deltas
+ 9. guard_output      [passes through: routing issue] DLP, re-identification
+10. settle            [passes through: limits issue] actual usage into ledger and limiters
+11. audit             [passes through: audit issue] one encrypted record
+12. respond           headers describing the route (the body is shaped by the HTTP layer)
+
+Steps marked "passes through" keep their place and signature so the issue that builds them
+changes the step, not the shape of the pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from appliance.config import LimitsConfig
+from appliance.errors import ApplianceError, AuthenticationFailed
+from appliance.keys import ApiKey, KeyStore
+from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
+from appliance.providers.base import Embeddings
+from appliance.routing import Route, Router
+from appliance.types import Delta, EmbeddingRequest, Generation, GenerationRequest, Usage
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the pipeline learns about one request as it goes."""
+
+    request_id: str
+    started_ns: int = field(default_factory=time.perf_counter_ns)
+    principal: ApiKey | None = None
+    route: Route | None = None
+    sensitivity: str = "public"
+    cache: str = "bypass"
+    usage: Usage | None = None
+    status: int = 200
+    error: ApplianceError | None = None
+
+
+class Pipeline:
+    def __init__(self, keys: KeyStore, router: Router, limits: LimitsConfig) -> None:
+        self.keys = keys
+        self.router = router
+        self.limits = limits
+
+    # 1 ------------------------------------------------------------------------------------
+    def authenticate(self, ctx: RequestContext, authorization: str | None) -> ApiKey:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed(
+                "You didn't provide an API key. Send it in the Authorization header as "
+                "'Bearer YOUR_KEY'.", code="missing_api_key")
+        key = self.keys.lookup(token.strip())
+        if key is None:
+            raise AuthenticationFailed("Incorrect API key provided, or the key was revoked or "
+                                       "has expired.")
+        ctx.principal = key
+        return key
+
+    # 2 ------------------------------------------------------------------------------------
+    def parse_and_validate(self, body: bytes, endpoint: str) -> GenerationRequest:
+        if endpoint == "chat":
+            return parse_chat(body, self.limits)
+        return parse_completion(body, self.limits)
+
+    # 3 ------------------------------------------------------------------------------------
+    def classify(self, ctx: RequestContext, request: GenerationRequest) -> None:
+        """Passes through until the routing issue: everything is ``public``."""
+
+    # 4 ------------------------------------------------------------------------------------
+    def guard_input(self, ctx: RequestContext, request: GenerationRequest) -> None:
+        """Passes through until the routing issue."""
+
+    # 5 ------------------------------------------------------------------------------------
+    def decide_route(self, ctx: RequestContext, request: GenerationRequest) -> Route:
+        assert ctx.principal is not None
+        ctx.route = self.router.route(request.model, "chat", ctx.principal)
+        return ctx.route
+
+    # 6 ------------------------------------------------------------------------------------
+    def admit(self, ctx: RequestContext, request: GenerationRequest) -> None:
+        """Passes through until the limits issue (reservation against limits and budgets)."""
+
+    # 7 ------------------------------------------------------------------------------------
+    def cache_lookup(self, ctx: RequestContext, request: GenerationRequest) -> Generation | None:
+        """Passes through until the caching issue: always a miss."""
+        return None
+
+    # 8 ------------------------------------------------------------------------------------
+    async def call(self, ctx: RequestContext, request: GenerationRequest
+                   ) -> Generation | AsyncIterator[Delta]:
+        assert ctx.route is not None
+        if request.stream:
+            return ctx.route.provider.stream(request)
+        return await ctx.route.provider.generate(request)
+
+    # 9 ------------------------------------------------------------------------------------
+    def guard_output(self, ctx: RequestContext, text: str) -> str:
+        """Passes through until the routing issue (DLP, re-identification of placeholders)."""
+        return text
+
+    # 10 -----------------------------------------------------------------------------------
+    def settle(self, ctx: RequestContext, usage: Usage | None) -> None:
+        """Records actual usage on the context; the limits issue adds ledger and limiters."""
+        ctx.usage = usage
+
+    # 11 -----------------------------------------------------------------------------------
+    def audit(self, ctx: RequestContext) -> None:
+        """Passes through until the audit issue."""
+
+    # 12 -----------------------------------------------------------------------------------
+    def respond(self, ctx: RequestContext) -> dict[str, str]:
+        headers = {"x-appliance-sensitivity": ctx.sensitivity, "x-appliance-cache": ctx.cache}
+        if ctx.route is not None:
+            headers["x-appliance-route"] = ctx.route.label
+            headers["x-appliance-zone"] = ctx.route.provider.zone
+        return headers
+
+    # the whole path -----------------------------------------------------------------------
+
+    async def run_generation(self, ctx: RequestContext, authorization: str | None, body: bytes,
+                             endpoint: str) -> tuple[GenerationRequest, Generation | AsyncIterator[Delta]]:
+        """Steps 1-12 for chat and completions. A stream's steps 9-11 run as it is consumed
+        (``_finish_stream``), so they see what was actually sent, even when the client leaves."""
+        try:
+            self.authenticate(ctx, authorization)
+            request = self.parse_and_validate(body, endpoint)
+            self.classify(ctx, request)
+            self.guard_input(ctx, request)
+            self.decide_route(ctx, request)
+            self.admit(ctx, request)
+            result = self.cache_lookup(ctx, request) or await self.call(ctx, request)
+        except ApplianceError as exc:
+            ctx.status, ctx.error = exc.status, exc
+            self.audit(ctx)
+            raise
+        if isinstance(result, Generation):
+            result.text = self.guard_output(ctx, result.text)
+            self.settle(ctx, result.usage)
+            self.audit(ctx)
+            return request, result
+        return request, self._finish_stream(ctx, result)
+
+    async def _finish_stream(self, ctx: RequestContext, deltas: AsyncIterator[Delta]
+                             ) -> AsyncIterator[Delta]:
+        usage: Usage | None = None
+        try:
+            async for delta in deltas:
+                delta.text = self.guard_output(ctx, delta.text)
+                if delta.usage is not None:
+                    usage = delta.usage
+                yield delta
+        except ApplianceError as exc:
+            ctx.status, ctx.error = exc.status, exc
+            raise
+        finally:
+            await deltas.aclose()  # type: ignore[attr-defined]
+            self.settle(ctx, usage)
+            self.audit(ctx)
+
+    async def run_embeddings(self, ctx: RequestContext, authorization: str | None,
+                             body: bytes) -> tuple[EmbeddingRequest, Embeddings]:
+        try:
+            key = self.authenticate(ctx, authorization)
+            request = parse_embeddings(body, self.limits)
+            ctx.route = self.router.route(request.model, "embedding", key)
+            result = await ctx.route.provider.embed(request)
+        except ApplianceError as exc:
+            ctx.status, ctx.error = exc.status, exc
+            self.audit(ctx)
+            raise
+        self.settle(ctx, result.usage)
+        self.audit(ctx)
+        return request, result

@@ -1,0 +1,123 @@
+"""What a running daemon holds: config, data directory, database, keys, models, pipeline.
+
+Built in two phases so that nothing heavy happens at import time and the order is explicit:
+``prepare`` (data directory, database, bootstrap key: fast, in the CLI process before the
+server starts) and ``load_models`` (hardware profile, sha256 check, llama.cpp contexts,
+embedding model: slow, run in the lifespan before the socket accepts requests).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from appliance.config import Config
+from appliance.datadir import DataDir
+from appliance.keys import KeyStore
+from appliance.pipeline import Pipeline
+from appliance.providers.local import LocalProvider
+from appliance.routing import Router
+from appliance.state import StateDB
+from hardware import Profile, choose_profile, probe
+from local_models.artifacts import ArtifactStore
+from local_models.catalog import load_catalog
+from local_models.llama_pool import LlamaPool, LlamaSettings, gpu_offload_supported
+
+log = logging.getLogger("appliance.runtime")
+
+
+class Runtime:
+    def __init__(self, config: Config, data_dir: Path) -> None:
+        self.config = config
+        self.data = DataDir(data_dir)
+        self.started_at = time.time()
+        self.db: StateDB | None = None
+        self.keys: KeyStore | None = None
+        self.profile: Profile | None = None
+        self.local: LocalProvider | None = None
+        self.router = Router([])
+        self._pipeline: Pipeline | None = None
+
+    @property
+    def pipeline(self) -> Pipeline:
+        assert self._pipeline is not None, "Runtime.prepare() was not called"
+        return self._pipeline
+
+    def prepare(self) -> str | None:
+        """Create the data directory and database; on first start create the bootstrap admin
+        key and return it (the only time its plaintext is shown)."""
+        self.data.create()
+        self.db = StateDB(self.data.state_db)
+        self.keys = KeyStore(self.db, self.data.master_key())
+        self._pipeline = Pipeline(self.keys, self.router, self.config.limits)
+        if self.data.admin_key_file.exists() or self.keys.has_role("admin"):
+            return None
+        plaintext, _ = self.keys.create("bootstrap admin", role="admin")
+        self.data.write_secret("admin.key", (plaintext + "\n").encode())
+        return plaintext
+
+    def choose_profile(self) -> Profile:
+        return choose_profile(probe(offload_check=gpu_offload_supported))
+
+    def load_models(self) -> None:
+        """Verify and load the local models (blocking; the lifespan runs it in a thread)."""
+        local = self.config.local
+        self.profile = profile = self.choose_profile()
+        log.info("hardware profile %s: %s", profile.name, profile.reason)
+        catalog = load_catalog()
+        store = ArtifactStore(self.data.models, catalog)
+        chat_name = local.chat_model or profile.chat_model
+        chat_entry = catalog.get(chat_name)
+        files = store.ensure_verified(chat_name)
+        gguf = next(p for name, p in files.items() if name.endswith(".gguf"))
+        context = local.context_length or profile.context_length
+        if chat_entry.context_length:
+            context = min(context, chat_entry.context_length)
+        settings = LlamaSettings(
+            model_path=gguf, context_length=context, threads=local.threads or profile.threads,
+            gpu_layers=profile.gpu_layers if local.gpu_layers is None else local.gpu_layers,
+            batch_size=local.batch_size or profile.batch_size,
+            pool_size=local.pool_size or profile.pool_size, queue_size=local.queue_size,
+            chat_format=chat_entry.chat_format or "chatml")
+        pool = LlamaPool(settings)
+        pool.load()
+        embedder = None
+        if local.embedding_model:
+            from local_models.embeddings import MiniLMEmbedder
+
+            emb_files = store.ensure_verified(local.embedding_model)
+            embedder = MiniLMEmbedder.load(emb_files["model.onnx"], emb_files["tokenizer.json"],
+                                           threads=local.embedding_threads)
+        self.local = LocalProvider(chat_name, pool, local.embedding_model or None, embedder,
+                                   self.config.limits)
+        self.router.providers.append(self.local)
+        log.info("local model %s loaded: %d context(s), n_ctx %d, %d thread(s), gpu layers %d",
+                 chat_name, settings.pool_size, settings.context_length, settings.threads,
+                 settings.gpu_layers)
+
+    def readiness(self) -> dict[str, bool]:
+        database = True
+        try:
+            assert self.db is not None
+            self.db.check_writable()
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            log.warning("readiness: database is not writable", exc_info=True)
+            database = False
+        return {"model_loaded": self.local is not None and self.local.ready(),
+                "database_writable": database}
+
+    def pool_stats(self) -> dict[str, Any]:
+        if self.local is None:
+            return {}
+        stats = asdict(self.local.pool.stats())
+        stats.pop("extra", None)
+        return stats
+
+    def close(self) -> None:
+        if self.local is not None:
+            self.local.pool.close()
+        if self.db is not None:
+            self.db.close()

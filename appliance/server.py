@@ -1,0 +1,104 @@
+"""The daemon's lifecycle: start, serve, drain, stop.
+
+Order at start: data directory and database (``Runtime.prepare``), then models, then the
+socket is bound, and only then ``READY=1`` to systemd and the "listening" line. On
+SIGTERM uvicorn stops accepting, in-flight requests (streams included) get
+``server.shutdown_grace_seconds`` to finish, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+
+from appliance import systemd
+from appliance.config import Config
+from appliance.http.app import build_app
+from appliance.runtime import Runtime
+from hardware import ProfileError
+from local_models.errors import ArtifactError
+
+log = logging.getLogger("appliance.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, plus the notifications that need to know the socket is bound."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started:
+            return
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                # Tests and operators read this line to learn the port (``--port 0``).
+                print(f"appliance: listening on http://{host}:{port}", flush=True)
+        systemd.ready("serving")
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        systemd.stopping()
+        log.info("shutting down: draining in-flight requests for up to %.0fs",
+                 self.config.timeout_graceful_shutdown or 0)
+        await super().shutdown(sockets)
+
+
+def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watchdog = None
+        interval = systemd.watchdog_interval()
+        if interval is not None:
+            watchdog = asyncio.create_task(systemd.watchdog_loop(interval))
+        try:
+            yield
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            await asyncio.to_thread(runtime.close)
+
+    return lifespan
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(config: Config, data_dir: Path) -> int:
+    configure_logging(config.server.log_level)
+    runtime = Runtime(config, data_dir)
+    admin_key = runtime.prepare()
+    if admin_key is not None:
+        print("appliance: created the bootstrap admin API key (shown once; also stored in "
+              f"{runtime.data.admin_key_file}):\n  {admin_key}", flush=True)
+    # Models load before uvicorn binds the socket (uvicorn binds only after the lifespan has
+    # started anyway); a missing or tampered model is a clear message and exit code 1.
+    systemd.status("loading models")
+    try:
+        runtime.load_models()
+    except (ArtifactError, ProfileError, ValueError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        runtime.close()
+        return 1
+    app = build_app(runtime, _lifespan(runtime))
+    uv_config = uvicorn.Config(
+        app, host=config.server.host, port=config.server.port, lifespan="on",
+        access_log=False, log_config=None, server_header=False, proxy_headers=False,
+        timeout_graceful_shutdown=config.server.shutdown_grace_seconds,
+        timeout_keep_alive=5, log_level=config.server.log_level)
+    server = _Server(uv_config, runtime)
+    server.run()
+    # uvicorn sets should_exit on SIGTERM/SIGINT; a failed start leaves started False.
+    return 0 if server.started else 1

@@ -1,0 +1,67 @@
+"""``state.db``: the appliance's SQLite database.
+
+WAL mode so readers never wait on the writer; ``synchronous=NORMAL`` is durable across process
+crashes in WAL mode (only power loss can drop the last commits). Schema changes are numbered
+migrations applied in order at open, so an upgraded appliance opens an older database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: API keys. Only a keyed hash of each key is stored.
+    """
+    CREATE TABLE api_keys (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        key_hash     BLOB NOT NULL UNIQUE,
+        display      TEXT NOT NULL,
+        role         TEXT NOT NULL,
+        scopes       TEXT NOT NULL DEFAULT '*',
+        created_at   REAL NOT NULL,
+        expires_at   REAL,
+        revoked_at   REAL,
+        last_used_at REAL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+
+class StateDB:
+    """One connection owned by the event loop's thread; statements here are short."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        existed = path.exists()
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if not existed:
+            path.chmod(0o600)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def check_writable(self) -> None:
+        """Raise if a write cannot be committed now (disk full, read-only mount, lock held)."""
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES('last_ready_check', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (str(time.time()),),
+        )
+
+    def close(self) -> None:
+        self.conn.close()

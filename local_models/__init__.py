@@ -1,0 +1,2 @@
+"""Local inference: model catalog, artifact store, llama.cpp context pool, embeddings and
+tokenizers. Imports nothing from ``appliance``."""

@@ -1,0 +1,1 @@
+"""The central control plane (``appliance central serve``). Built by the sync issue."""
