@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -46,6 +47,12 @@ class _Server(uvicorn.Server):
                 # Tests and operators read this line to learn the port (``--port 0``).
                 print(f"appliance: listening on http://{host}:{port}", flush=True)
         systemd.ready("serving")
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises a captured signal once drained, so the process would die "by
+        # SIGTERM". A drained stop is a clean stop: exit 0 (systemd, make run's Ctrl-C).
+        self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         systemd.stopping()
