@@ -89,6 +89,8 @@ class LlamaPool:
         self._executor: ThreadPoolExecutor | None = None
         self._stats = PoolStats(size=settings.pool_size)
         self._eog: Callable[[int], bool] | None = None
+        #: Guards _free and _waiters: workers release contexts from their own threads.
+        self._lock = threading.Lock()
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -124,8 +126,9 @@ class LlamaPool:
 
     def stats(self) -> PoolStats:
         st = self._stats
-        st.busy = len(self._contexts) - len(self._free)
-        st.waiting = sum(1 for w in self._waiters if not w.done())
+        with self._lock:
+            st.busy = len(self._contexts) - len(self._free)
+            st.waiting = len(self._waiters)
         return st
 
     # prompts -----------------------------------------------------------------------------
@@ -148,30 +151,43 @@ class LlamaPool:
     # the queue ---------------------------------------------------------------------------
 
     async def _acquire(self) -> Any:
-        if self._free and not self._waiters:
-            return self._free.pop()
-        if sum(1 for w in self._waiters if not w.done()) >= self.settings.queue_size:
-            self._stats.rejected += 1
-            raise QueueFull
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        with self._lock:
+            if self._free and not self._waiters:
+                return self._free.pop()
+            if len(self._waiters) >= self.settings.queue_size:
+                self._stats.rejected += 1
+                raise QueueFull
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
             if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())
+                self._release(waiter.result())  # handed over just as we gave up: pass it on
             raise
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
 
     def _release(self, ctx: Any) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(ctx)
-                return
-        self._free.append(ctx)
+        """Give a context to the longest waiter, or back to the free list. Safe from any
+        thread: workers call it directly, so a context never depends on an event loop being
+        alive to come back."""
+        with self._lock:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                try:
+                    waiter.get_loop().call_soon_threadsafe(self._hand_over, waiter, ctx)
+                    return
+                except RuntimeError:  # the waiter's loop is closed: it waits no more
+                    continue
+            self._free.append(ctx)
+
+    def _hand_over(self, waiter: asyncio.Future[Any], ctx: Any) -> None:
+        if waiter.done():  # cancelled between being chosen and now
+            self._release(ctx)
+        else:
+            waiter.set_result(ctx)
 
     # generation --------------------------------------------------------------------------
 
@@ -184,13 +200,13 @@ class LlamaPool:
         cancel = threading.Event()
 
         def emit(item: TokenEvent | BaseException) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, item)
-
-        def give_back() -> None:
-            loop.call_soon_threadsafe(self._release, ctx)
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the consumer's loop is gone: nobody is listening
+                cancel.set()
 
         assert self._executor is not None
-        self._executor.submit(self._run, ctx, tokens, params, cancel, emit, give_back)
+        self._executor.submit(self._run, ctx, tokens, params, cancel, emit)
         finished = False
         try:
             while True:
@@ -207,12 +223,12 @@ class LlamaPool:
                 cancel.set()
 
     def _run(self, ctx: Any, tokens: list[int], params: GenerateParams, cancel: threading.Event,
-             emit: Callable[[TokenEvent | BaseException], None],
-             give_back: Callable[[], None]) -> None:
+             emit: Callable[[TokenEvent | BaseException], None]) -> None:
         """The worker thread: sample, detokenize, apply stops, hand over each piece."""
         assert self._eog is not None
         generated = 0
         finish = "length"
+        last: TokenEvent | BaseException
         try:
             ctx.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
             decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -247,9 +263,12 @@ class LlamaPool:
                 return
             tail = scanner.flush() + ("" if scanner.stopped else decoder.decode(b"", final=True))
             self._stats.completed += 1
-            emit(TokenEvent(tail, finish, len(tokens), generated))
+            last = TokenEvent(tail, finish, len(tokens), generated)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
-            emit(exc)
+            last = exc
         finally:
             self._stats.tokens_generated += generated
-            give_back()
+            # The context is free before the consumer hears "finished", so the next request
+            # in line starts at once and the pool's counts agree with what clients saw.
+            self._release(ctx)
+        emit(last)
