@@ -12,7 +12,7 @@ TEST_DATA := .cache/test-data
 MODELS    := gemma-3-270m all-minilm-l6-v2 cl100k_base o200k_base
 STAMP     := $(VENV)/.installed
 
-.PHONY: run test install models test-models systemd-tools bench clean
+.PHONY: run test install models test-models systemd-tools lint bench clean
 
 # The virtual environment is rebuilt only when pyproject.toml changes. llama-cpp-python
 # compiles llama.cpp from source on first install (about 6 minutes on 2 cores); pip caches
@@ -42,7 +42,11 @@ systemd-tools:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; } \
 	  || echo "systemd-analyze not installable (needs root and apt-get): unit-file tests will skip"
 
-test: install test-models systemd-tools
+lint: install
+	$(VENV)/bin/ruff check appliance local_models hardware sync tests bench
+	$(VENV)/bin/mypy appliance local_models hardware sync
+
+test: install test-models systemd-tools lint
 	APPLIANCE_TEST_MODELS_DIR=$(CURDIR)/$(TEST_DATA)/models $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install test-models

@@ -29,7 +29,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     pass
 
 
-class ServerConfig(_Section):
+class ServerConfig(_Section, frozen=True):
     """The HTTP listener and process lifecycle."""
 
     host: str = "127.0.0.1"
@@ -42,7 +42,7 @@ class ServerConfig(_Section):
     access_log: bool = True
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(_Section, frozen=True):
     """Per-request input limits, enforced before any model sees the request."""
 
     max_messages: PositiveInt = 256
@@ -55,7 +55,7 @@ class LimitsConfig(_Section):
     max_embedding_inputs: PositiveInt = 256
 
 
-class LocalModelsConfig(_Section):
+class LocalModelsConfig(_Section, frozen=True):
     """The in-process llama.cpp model (zone ``device``) and the embedding model.
 
     Zero or empty values mean "take it from the hardware profile" (see ``appliance hardware``).

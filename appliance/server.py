@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -103,7 +104,7 @@ def serve(config: Config, data_dir: Path) -> int:
     uv_config = uvicorn.Config(
         app, host=config.server.host, port=config.server.port, lifespan="on",
         access_log=False, log_config=None, server_header=False, proxy_headers=False,
-        timeout_graceful_shutdown=config.server.shutdown_grace_seconds,
+        timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_seconds),
         timeout_keep_alive=5, log_level=config.server.log_level)
     server = _Server(uv_config, runtime)
     server.run()

@@ -14,7 +14,7 @@ import codecs
 import collections
 import random
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +191,8 @@ class LlamaPool:
 
     # generation --------------------------------------------------------------------------
 
-    async def generate(self, tokens: list[int], params: GenerateParams) -> AsyncIterator[TokenEvent]:
+    async def generate(self, tokens: list[int], params: GenerateParams
+                       ) -> AsyncGenerator[TokenEvent, None]:
         """Stream the answer to ``tokens``. Leaving the iteration early (or cancelling the task
         reading it) stops generation before the next token step."""
         ctx = await self._acquire()

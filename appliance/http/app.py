@@ -7,11 +7,12 @@ request id, while the trace goes to the server log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive
 
 from appliance.errors import (ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable,
                               internal_error)
@@ -26,13 +28,14 @@ from appliance.http.middleware import AccessLogMiddleware, BodyLimitMiddleware, 
 from appliance.http.responses import (EventStreamResponse, JSONResponse, error_response,
                                       generation_body, sse_events)
 from appliance.pipeline import RequestContext
-from appliance.types import Generation
+from appliance.types import Delta, Generation, GenerationRequest
 
 if TYPE_CHECKING:
     from appliance.runtime import Runtime
 
 log = logging.getLogger("appliance.http")
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 def _runtime(request: Request) -> Runtime:
@@ -60,26 +63,64 @@ def openai_errors(handler: Handler) -> Handler:
     return wrapped
 
 
+class ClientDisconnected(Exception):
+    """The client left before its answer was ready."""
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Run ``work`` but cancel it as soon as the client disconnects, so a client that timed
+    out (or was killed) does not keep a model context generating for nobody."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise ClientDisconnected
+
+
 async def _generation(request: Request, endpoint: str) -> Response:
     runtime = _runtime(request)
     ctx = _context(request)
     body = await request.body()
-    gen_request, result = await runtime.pipeline.run_generation(
-        ctx, request.headers.get("authorization"), body, endpoint)
+
+    async def answer() -> tuple[GenerationRequest, Generation | AsyncIterator[Delta],
+                                Delta | None]:
+        gen_request, result = await runtime.pipeline.run_generation(
+            ctx, request.headers.get("authorization"), body, endpoint)
+        if isinstance(result, Generation):
+            return gen_request, result, None
+        # Wait for the first delta before sending a status: errors that happen before any
+        # output (queue full, context too long) still get their own status code.
+        try:
+            return gen_request, result, await result.__anext__()
+        except BaseException:
+            await result.aclose()  # type: ignore[attr-defined]
+            raise
+
+    try:
+        gen_request, result, first = await _unless_disconnected(request, answer())
+    except ClientDisconnected:
+        return Response(status_code=499)  # nginx's "client closed request", for the access log
     prefix = "chatcmpl-" if endpoint == "chat" else "cmpl-"
     response_id = prefix + secrets.token_hex(12)
     headers = runtime.pipeline.respond(ctx)
     if isinstance(result, Generation):
         return JSONResponse(generation_body(gen_request, result, response_id, int(time.time())),
                             headers=headers)
-    # Wait for the first delta before sending a status: errors that happen before any output
-    # (queue full, context too long) still get their own status code.
-    try:
-        first = await result.__anext__()
-    except BaseException:
-        await result.aclose()  # type: ignore[attr-defined]
-        raise
-    assert ctx.route is not None
+    assert ctx.route is not None and first is not None
     events = sse_events(gen_request, ctx.route.model.id, first, result, response_id)
     return EventStreamResponse(events, headers)  # type: ignore[return-value]
 

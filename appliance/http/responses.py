@@ -60,7 +60,8 @@ async def sse_events(request: GenerationRequest, model: str, first: Delta,
                 delta["content"] = text
             choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None,
                                       "finish_reason": finish}
-            body = {"id": response_id, "object": "chat.completion.chunk", "created": created,
+            body: dict[str, Any] = {
+                "id": response_id, "object": "chat.completion.chunk", "created": created,
                     "model": model, "system_fingerprint": None, "choices": [choice],
                     **usage_field}
         else:
@@ -79,7 +80,7 @@ async def sse_events(request: GenerationRequest, model: str, first: Delta,
             if delta.finish_reason is not None:
                 yield chunk(None if chat else "", delta.finish_reason)
                 if request.include_usage and delta.usage is not None:
-                    body = {"id": response_id,
+                    body: dict[str, Any] = {"id": response_id,
                             "object": "chat.completion.chunk" if chat else "text_completion",
                             "created": created, "model": model, "choices": [],
                             "usage": delta.usage.to_dict()}

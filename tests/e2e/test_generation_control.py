@@ -135,3 +135,16 @@ def test_sigterm_grace_period_cuts_streams_that_run_too_long(
                 pass
     assert proc.wait_exit(30) == 0
     assert time.monotonic() - started < 20
+
+
+def test_client_timeout_on_a_whole_answer_stops_generation(one_context: ServerProcess) -> None:
+    before = pool(one_context)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(one_context.url + "/v1/chat/completions", timeout=1.5,
+                   headers={"authorization": f"Bearer {one_context.admin_key}"},
+                   json={"model": "gemma-3-270m", "messages": LONG, "max_tokens": 2000,
+                         "temperature": 0})
+    assert wait_for(lambda: pool(one_context)["busy"] == 0), pool(one_context)
+    after = pool(one_context)
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["tokens_generated"] - before["tokens_generated"] < 500
