@@ -9,12 +9,13 @@ embedded default: with no file at all the appliance runs on the local model, SQL
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+
+from appliance.validation import describe
 
 DEFAULT_DATA_DIR = Path(".appliance")
 DATA_DIR_ENV = "APPLIANCE_DATA_DIR"
@@ -86,26 +87,14 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and key."""
 
 
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
-
-
 def _explain(err: msgspec.ValidationError) -> str:
-    """Turn msgspec's ``Expected `int`, got `str` - at `$.server.port``` into
-    ``server.port: expected `int`, got `str```."""
-    text = str(err)
-    path = ""
-    match = _AT.search(text)
-    if match:
-        path = match.group("path").lstrip(".")
-        text = text[: match.start()]
-    unknown = _UNKNOWN.match(text)
-    if unknown:
-        key = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
-        return f"unknown key `{key}`"
-    if not path:
-        return text
-    return f"key `{path}`: {text[0].lower()}{text[1:]}"
+    """``server.port: expected `int`, got `str``` rather than msgspec's own sentence."""
+    problem = describe(err)
+    if problem.kind == "unknown":
+        return f"unknown key `{problem.path}`"
+    if problem.kind == "missing" or not problem.path:
+        return problem.text
+    return f"key `{problem.path}`: {problem.text[0].lower()}{problem.text[1:]}"
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

@@ -8,13 +8,13 @@ the way OpenAI refuses them. Errors carry ``param`` in OpenAI's notation
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from appliance.config import LimitsConfig
 from appliance.errors import InvalidRequest, UnsupportedParameter
+from appliance.validation import describe
 from appliance.types import EmbeddingRequest, GenerationRequest, Message, SamplingParams
 
 Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
@@ -93,35 +93,17 @@ class EmbeddingBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     user: str | None = None
 
 
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
-
-
-def _join(path: str, field: str) -> str:
-    return f"{path}.{field}" if path else field
-
-
 def _validation_error(exc: msgspec.ValidationError) -> InvalidRequest:
-    """msgspec's ``Expected `str`, got `int` - at `$.messages[0].content``` becomes an
-    InvalidRequest with ``param="messages[0].content"``."""
-    text = str(exc)
-    path = ""
-    match = _AT.search(text)
-    if match:
-        path = match.group("path").lstrip(".")
-        text = text[: match.start()]
-    unknown = _UNKNOWN.match(text)
-    if unknown:
-        param = _join(path, unknown.group("field"))
+    """An InvalidRequest whose ``param`` is the offending field (``messages[0].content``)."""
+    problem = describe(exc)
+    param = problem.path or None
+    if problem.kind == "unknown":
         return UnsupportedParameter(f"Unrecognized request argument supplied: {param}",
                                     param=param)
-    missing = _MISSING.match(text)
-    if missing:
-        param = _join(path, missing.group("field"))
+    if problem.kind == "missing":
         return InvalidRequest(f"Missing required parameter: '{param}'.", param=param,
                               code="missing_required_parameter")
-    return InvalidRequest(f"Invalid value for '{path or 'body'}': {text}", param=path or None,
+    return InvalidRequest(f"Invalid value for '{param or 'body'}': {problem.text}", param=param,
                           code="invalid_value")
 
 
