@@ -4,6 +4,7 @@
     appliance config check PATH
     appliance models list | install NAME... [--from PATH] [--force] | verify [NAME...]
     appliance hardware [--json]
+    appliance tenants|departments|apps|keys create|list|show|update|revoke ... [--json]
 
 Every subcommand accepts ``--config PATH`` and ``--data-dir PATH`` (before or after the
 subcommand's name). Exit codes: 0 success, 1 failure, 2 usage error.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import msgspec
 
+from appliance import cli_admin
 from appliance.config import Config, ConfigError, load_config, resolve_data_dir
 
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     hardware = command("hardware", "probe this machine and show the chosen profile")
     hardware.add_argument("--json", action="store_true", help="print JSON")
+    cli_admin.add_parsers(command)
     return parser
 
 
@@ -151,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(args, config, data_dir)
     if args.command == "models":
         return cmd_models(args, config, data_dir)
-    return cmd_hardware(args)
+    if args.command == "hardware":
+        return cmd_hardware(args)
+    return cli_admin.run(args, data_dir)
 
 
 if __name__ == "__main__":

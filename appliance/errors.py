@@ -12,6 +12,7 @@ the OpenAI error ``type`` and ``code``, so the HTTP layer shapes them all the sa
     ├── NotFound                        404 code=not_found
     │   └── ModelNotFound               404 code=model_not_found
     ├── MethodNotAllowed                405
+    ├── Conflict                        409 code=conflict
     ├── PayloadTooLarge                 413 code=payload_too_large
     ├── RateLimited                     429 rate_limit_error        (retry_after seconds)
     ├── UpstreamError                   502 upstream_error
@@ -107,6 +108,12 @@ class MethodNotAllowed(ApplianceError):
     status = 405
     error_type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class Conflict(ApplianceError):
+    status = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
 
 
 class PayloadTooLarge(ApplianceError):

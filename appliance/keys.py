@@ -1,8 +1,10 @@
-"""API keys: creation, keyed-hash storage and lookup.
+"""API keys: creation, keyed-hash storage, lookup, revocation.
 
 A key is ``sk-appl-`` followed by 32 random bytes in base64url. Only HMAC-SHA256 of the key
 under a subkey derived from the box's master key is stored, so a copy of ``state.db`` alone
 does not let anyone authenticate, and the hash is a direct index lookup (no per-key scan).
+Every request looks its key up again, so a revocation, an expiry or a disabled tenant,
+department or app takes effect on the next request.
 """
 
 from __future__ import annotations
@@ -12,30 +14,59 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from appliance.errors import InvalidRequest, NotFound
 from appliance.state import StateDB
 
 KEY_PREFIX = "sk-appl-"
 ROLES = ("admin", "operator", "auditor", "client")
+#: last_used_at is written at most this often per key, to keep writes off the hot path.
+LAST_USED_RESOLUTION_S = 60.0
+
+_SELECT = (
+    "SELECT k.id, k.name, k.role, k.scopes, k.display, k.created_at, k.expires_at,"
+    " k.revoked_at, k.last_used_at, k.app_id, a.department_id, d.tenant_id,"
+    " coalesce(a.disabled_at, d.disabled_at, t.disabled_at)"
+    " FROM api_keys k LEFT JOIN apps a ON a.id = k.app_id"
+    " LEFT JOIN departments d ON d.id = a.department_id"
+    " LEFT JOIN tenants t ON t.id = d.tenant_id"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """A key and where it sits: the principal of every request made with it."""
+
     id: str
     name: str
     role: str
     scopes: tuple[str, ...]
     display: str
     created_at: float
-    expires_at: float | None
-    revoked_at: float | None
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+    app_id: str | None = None
+    department_id: str | None = None
+    tenant_id: str | None = None
+    owner_disabled_at: float | None = None
 
     def allows_model(self, model: str) -> bool:
         return "*" in self.scopes or model in self.scopes
+
+    def is_live(self, now: float) -> bool:
+        return (self.revoked_at is None and self.owner_disabled_at is None
+                and (self.expires_at is None or self.expires_at > now))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scopes"] = list(self.scopes)
+        return data
 
 
 def derive_hash_key(master_key: bytes) -> bytes:
@@ -44,69 +75,98 @@ def derive_hash_key(master_key: bytes) -> bytes:
     ).derive(master_key)
 
 
+def _from_row(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], tuple(row[3].split(",")), *row[4:])
+
+
+def _check_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    if not scopes or any(not s or "," in s for s in scopes):
+        raise InvalidRequest("'scopes' must be a non-empty list of model names or '*'.",
+                             param="scopes")
+    return scopes
+
+
 class KeyStore:
     def __init__(self, db: StateDB, master_key: bytes) -> None:
         self._db = db
         self._hash_key = derive_hash_key(master_key)
+        self._touched: dict[str, float] = {}
 
     def _hash(self, key: str) -> bytes:
         return hmac.new(self._hash_key, key.encode("utf-8"), hashlib.sha256).digest()
 
-    def create(
-        self,
-        name: str,
-        role: str = "client",
-        scopes: tuple[str, ...] = ("*",),
-        expires_at: float | None = None,
-    ) -> tuple[str, ApiKey]:
-        """Create a key; the plaintext is returned here and never again."""
+    def create(self, name: str, role: str = "client", scopes: tuple[str, ...] = ("*",),
+               expires_at: float | None = None, app_id: str | None = None
+               ) -> tuple[str, ApiKey]:
+        """Create a key; the plaintext is returned here and never again. Client keys belong to
+        an app; the appliance's own roles (admin, operator, auditor) to none."""
         if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+            raise InvalidRequest(f"'role' must be one of {', '.join(ROLES)}.", param="role")
+        if (role == "client") != (app_id is not None):
+            raise InvalidRequest("A client key needs an app; admin, operator and auditor keys "
+                                 "belong to none.", param="app_id")
+        if expires_at is not None and expires_at <= time.time():
+            raise InvalidRequest("'expires_at' must be in the future.", param="expires_at")
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
         plaintext = KEY_PREFIX + secret
-        key = ApiKey(
-            id="key_" + secrets.token_hex(8),
-            name=name,
-            role=role,
-            scopes=scopes,
-            display=plaintext[: len(KEY_PREFIX) + 4] + "…",
-            created_at=time.time(),
-            expires_at=expires_at,
-            revoked_at=None,
-        )
+        key_id = "key_" + secrets.token_hex(8)
         self._db.conn.execute(
             "INSERT INTO api_keys(id, name, key_hash, display, role, scopes, created_at,"
-            " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key.id,
-                key.name,
-                self._hash(plaintext),
-                key.display,
-                key.role,
-                ",".join(scopes),
-                key.created_at,
-                expires_at,
-            ),
-        )
-        return plaintext, key
+            " expires_at, app_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key_id, name, self._hash(plaintext), plaintext[: len(KEY_PREFIX) + 4] + "…", role,
+             ",".join(_check_scopes(scopes)), time.time(), expires_at, app_id))
+        return plaintext, self.get(key_id)
 
     def lookup(self, plaintext: str) -> ApiKey | None:
-        """The live key for ``plaintext``; None when unknown, revoked or expired."""
+        """The live key for ``plaintext``; None when unknown, revoked, expired or disabled."""
         if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 128:
             return None
-        row = self._db.conn.execute(
-            "SELECT id, name, role, scopes, display, created_at, expires_at, revoked_at"
-            " FROM api_keys WHERE key_hash = ?",
-            (self._hash(plaintext),),
-        ).fetchone()
+        row = self._db.conn.execute(_SELECT + " WHERE k.key_hash = ?",
+                                    (self._hash(plaintext),)).fetchone()
         if row is None:
             return None
-        key = ApiKey(row[0], row[1], row[2], tuple(row[3].split(",")), row[4], row[5], row[6],
-                     row[7])
+        key = _from_row(row)
         now = time.time()
-        if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        if not key.is_live(now):
             return None
+        if now - self._touched.get(key.id, 0.0) >= LAST_USED_RESOLUTION_S:
+            self._touched[key.id] = now
+            self._db.conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                                  (now, key.id))
         return key
+
+    def get(self, key_id: str) -> ApiKey:
+        row = self._db.conn.execute(_SELECT + " WHERE k.id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No key '{key_id}'.", param="id")
+        return _from_row(row)
+
+    def list(self, app_id: str | None = None, include_revoked: bool = False) -> list[ApiKey]:
+        where, args = [], []
+        if app_id is not None:
+            where.append("k.app_id = ?")
+            args.append(app_id)
+        if not include_revoked:
+            where.append("k.revoked_at IS NULL")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db.conn.execute(_SELECT + clause + " ORDER BY k.created_at", args)
+        return [_from_row(r) for r in rows]
+
+    def update(self, key_id: str, *, name: str | None = None,
+               scopes: tuple[str, ...] | None = None, expires_at: float | None = None) -> ApiKey:
+        key = self.get(key_id)
+        self._db.conn.execute(
+            "UPDATE api_keys SET name = ?, scopes = ?, expires_at = ? WHERE id = ?",
+            (name or key.name, ",".join(_check_scopes(scopes or key.scopes)),
+             expires_at if expires_at is not None else key.expires_at, key.id))
+        return self.get(key.id)
+
+    def revoke(self, key_id: str) -> ApiKey:
+        key = self.get(key_id)
+        self._db.conn.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (time.time(), key.id))
+        return self.get(key.id)
 
     def has_role(self, role: str) -> bool:
         row = self._db.conn.execute(

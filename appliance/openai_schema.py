@@ -107,7 +107,8 @@ def _validation_error(exc: msgspec.ValidationError) -> InvalidRequest:
                           code="invalid_value")
 
 
-def _decode(body: bytes, kind: type[Any]) -> Any:
+def decode(body: bytes, kind: type[Any]) -> Any:
+    """Decode a JSON body into ``kind``; errors are 400s naming the field."""
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
@@ -192,7 +193,7 @@ def _message(index: int, wire: WireMessage) -> Message:
 
 
 def parse_chat(body: bytes, limits: LimitsConfig) -> GenerationRequest:
-    wire: ChatCompletionBody = _decode(body, ChatCompletionBody)
+    wire: ChatCompletionBody = decode(body, ChatCompletionBody)
     _check_unsupported(wire, ("top_logprobs", "logit_bias", "response_format", "tools",
                               "tool_choice", "parallel_tool_calls", "functions", "function_call",
                               "modalities", "audio", "prediction", "reasoning_effort",
@@ -211,7 +212,7 @@ def parse_chat(body: bytes, limits: LimitsConfig) -> GenerationRequest:
 
 
 def parse_completion(body: bytes, limits: LimitsConfig) -> GenerationRequest:
-    wire: CompletionBody = _decode(body, CompletionBody)
+    wire: CompletionBody = decode(body, CompletionBody)
     _check_unsupported(wire, ("top_logprobs", "logit_bias", "echo", "best_of", "suffix"))
     prompt = wire.prompt
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
@@ -225,7 +226,7 @@ def parse_completion(body: bytes, limits: LimitsConfig) -> GenerationRequest:
 
 
 def parse_embeddings(body: bytes, limits: LimitsConfig) -> EmbeddingRequest:
-    wire: EmbeddingBody = _decode(body, EmbeddingBody)
+    wire: EmbeddingBody = decode(body, EmbeddingBody)
     if wire.dimensions is not None:
         raise _unsupported("dimensions", "the local embedding model has fixed dimensions")
     inputs = [wire.input] if isinstance(wire.input, str) else wire.input

@@ -16,6 +16,7 @@ from typing import Any
 
 from appliance.config import Config
 from appliance.datadir import DataDir
+from appliance.identity import IdentityStore
 from appliance.keys import KeyStore
 from appliance.pipeline import Pipeline
 from appliance.providers.local import LocalProvider
@@ -35,11 +36,22 @@ class Runtime:
         self.data = DataDir(data_dir)
         self.started_at = time.time()
         self.db: StateDB | None = None
-        self.keys: KeyStore | None = None
+        self._keys: KeyStore | None = None
+        self._identity: IdentityStore | None = None
         self.profile: Profile | None = None
         self.local: LocalProvider | None = None
         self.router = Router([])
         self._pipeline: Pipeline | None = None
+
+    @property
+    def keys(self) -> KeyStore:
+        assert self._keys is not None, "Runtime.prepare() was not called"
+        return self._keys
+
+    @property
+    def identity(self) -> IdentityStore:
+        assert self._identity is not None, "Runtime.prepare() was not called"
+        return self._identity
 
     @property
     def pipeline(self) -> Pipeline:
@@ -51,11 +63,12 @@ class Runtime:
         key and return it (the only time its plaintext is shown)."""
         self.data.create()
         self.db = StateDB(self.data.state_db)
-        self.keys = KeyStore(self.db, self.data.master_key())
-        self._pipeline = Pipeline(self.keys, self.router, self.config.limits)
-        if self.data.admin_key_file.exists() or self.keys.has_role("admin"):
+        self._keys = KeyStore(self.db, self.data.master_key())
+        self._identity = IdentityStore(self.db)
+        self._pipeline = Pipeline(self._keys, self.router, self.config.limits)
+        if self.data.admin_key_file.exists() or self._keys.has_role("admin"):
             return None
-        plaintext, _ = self.keys.create("bootstrap admin", role="admin")
+        plaintext, _ = self._keys.create("bootstrap admin", role="admin")
         self.data.write_secret("admin.key", (plaintext + "\n").encode())
         return plaintext
 

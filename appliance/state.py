@@ -28,6 +28,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: who is asking. Tenants contain departments, departments contain apps, apps hold keys.
+    # Keys without an app are the appliance's own (admin, operator, auditor).
+    """
+    CREATE TABLE tenants (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL,
+        disabled_at REAL
+    );
+    CREATE TABLE departments (
+        id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL, created_at REAL NOT NULL, disabled_at REAL,
+        UNIQUE (tenant_id, name)
+    );
+    CREATE TABLE apps (
+        id TEXT PRIMARY KEY, department_id TEXT NOT NULL REFERENCES departments(id),
+        name TEXT NOT NULL, created_at REAL NOT NULL, disabled_at REAL,
+        UNIQUE (department_id, name)
+    );
+    ALTER TABLE api_keys ADD COLUMN app_id TEXT REFERENCES apps(id);
+    CREATE INDEX api_keys_app ON api_keys(app_id);
+    """,
 )
 
 

@@ -8,10 +8,9 @@ request id, while the trace goes to the server log.
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.applications import Starlette
@@ -22,19 +21,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive
 
-from appliance.errors import (ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable,
-                              internal_error)
+from appliance.errors import ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable
+from appliance.http.admin import admin_routes
 from appliance.http.middleware import AccessLogMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from appliance.http.responses import (EventStreamResponse, JSONResponse, error_response,
-                                      generation_body, sse_events)
+                                      generation_body, openai_errors, sse_events)
 from appliance.pipeline import RequestContext
 from appliance.types import Delta, Generation, GenerationRequest
 
 if TYPE_CHECKING:
     from appliance.runtime import Runtime
 
-log = logging.getLogger("appliance.http")
-Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
 
@@ -45,22 +42,6 @@ def _runtime(request: Request) -> Runtime:
 
 def _context(request: Request) -> RequestContext:
     return RequestContext(request_id=request.scope["state"]["request_id"])
-
-
-def openai_errors(handler: Handler) -> Handler:
-    """Map every failure of a handler onto OpenAI's error format."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ApplianceError as exc:
-            return error_response(exc)
-        except Exception:
-            request_id = request.scope["state"]["request_id"]
-            log.exception("unhandled error in request %s", request_id)
-            return error_response(internal_error(request_id))
-
-    return wrapped
 
 
 class ClientDisconnected(Exception):
@@ -196,6 +177,7 @@ def build_app(runtime: Runtime, lifespan: Any) -> Starlette:
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *admin_routes(),
     ]
     middleware = [
         Middleware(AccessLogMiddleware, enabled=server.access_log),

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
 import msgspec
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, internal_error
 from appliance.types import Delta, Generation, GenerationRequest
 
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("appliance.http")
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class JSONResponse(Response):
@@ -26,6 +30,22 @@ class JSONResponse(Response):
 
 def error_response(exc: ApplianceError) -> JSONResponse:
     return JSONResponse(exc.to_body(), status_code=exc.status, headers=exc.headers())
+
+
+def openai_errors(handler: Handler) -> Handler:
+    """Map every failure of a handler onto OpenAI's error format."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApplianceError as exc:
+            return error_response(exc)
+        except Exception:
+            request_id = request.scope["state"]["request_id"]
+            log.exception("unhandled error in request %s", request_id)
+            return error_response(internal_error(request_id))
+
+    return wrapped
 
 
 def generation_body(request: GenerationRequest, result: Generation, response_id: str,

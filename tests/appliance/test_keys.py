@@ -6,40 +6,81 @@ from pathlib import Path
 import pytest
 
 from appliance.datadir import DataDir
+from appliance.errors import InvalidRequest
+from appliance.identity import IdentityStore
 from appliance.keys import KEY_PREFIX, KeyStore
 from appliance.state import StateDB
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> KeyStore:
+def db(tmp_path: Path) -> StateDB:
     data = DataDir(tmp_path / "data")
     data.create()
-    return KeyStore(StateDB(data.state_db), data.master_key())
+    return StateDB(data.state_db)
 
 
-def test_create_and_lookup(store: KeyStore) -> None:
-    plaintext, key = store.create("ward app", role="client", scopes=("gemma-3-270m",))
+@pytest.fixture
+def store(db: StateDB) -> KeyStore:
+    return KeyStore(db, b"\x00" * 32)
+
+
+@pytest.fixture
+def app_id(db: StateDB) -> str:
+    identity = IdentityStore(db)
+    identity.create("tenant", "St. Mary")
+    identity.create("department", "Cardiology", "St. Mary")
+    return identity.create("app", "ward", "Cardiology").id
+
+
+def test_create_and_lookup(store: KeyStore, app_id: str) -> None:
+    plaintext, key = store.create("ward app", role="client", scopes=("gemma-3-270m",),
+                                  app_id=app_id)
     assert plaintext.startswith(KEY_PREFIX) and len(plaintext) == len(KEY_PREFIX) + 43
     found = store.lookup(plaintext)
     assert found is not None and found.id == key.id and found.role == "client"
     assert found.allows_model("gemma-3-270m") and not found.allows_model("gpt-4o")
+    assert found.tenant_id is not None and found.department_id is not None
     assert store.lookup(plaintext + "x") is None
     assert store.lookup("Bearer " + plaintext) is None
 
 
-def test_expired_and_revoked_keys_fail(store: KeyStore) -> None:
-    plaintext, _ = store.create("old", expires_at=time.time() - 1)
+def test_client_keys_need_an_app_and_admin_keys_none(store: KeyStore, app_id: str) -> None:
+    with pytest.raises(InvalidRequest):
+        store.create("orphan", role="client")
+    with pytest.raises(InvalidRequest):
+        store.create("odd admin", role="admin", app_id=app_id)
+    with pytest.raises(InvalidRequest):
+        store.create("x", role="wizard")
+
+
+def test_disabling_any_level_cuts_off_its_keys(db: StateDB, store: KeyStore,
+                                                app_id: str) -> None:
+    identity = IdentityStore(db)
+    for kind, name in (("app", "ward"), ("department", "Cardiology"), ("tenant", "St. Mary")):
+        plaintext, _ = store.create("k", app_id=app_id)
+        assert store.lookup(plaintext) is not None
+        identity.disable(kind, name)  # type: ignore[arg-type]
+        assert store.lookup(plaintext) is None
+        db.conn.execute(f"UPDATE {kind}s SET disabled_at = NULL")
+
+
+def test_expired_and_revoked_keys_fail(db: StateDB, store: KeyStore) -> None:
+    plaintext, key = store.create("old", role="admin", expires_at=time.time() + 60)
+    assert store.lookup(plaintext) is not None
+    db.conn.execute("UPDATE api_keys SET expires_at = ? WHERE id = ?", (time.time() - 1, key.id))
     assert store.lookup(plaintext) is None
-    plaintext, key = store.create("gone")
-    store._db.conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (time.time(), key.id))
+    plaintext, key = store.create("gone", role="admin")
+    assert store.revoke(key.id).revoked_at is not None
     assert store.lookup(plaintext) is None
+    assert key.id not in [k.id for k in store.list()]
+    assert {k.id for k in store.list(include_revoked=True)} >= {key.id}
 
 
 def test_hash_depends_on_master_key(tmp_path: Path) -> None:
     data = DataDir(tmp_path / "data")
     data.create()
     db = StateDB(data.state_db)
-    plaintext, _ = KeyStore(db, data.master_key()).create("x")
+    plaintext, _ = KeyStore(db, data.master_key()).create("x", role="admin")
     assert KeyStore(db, b"\x01" * 32).lookup(plaintext) is None
 
 
