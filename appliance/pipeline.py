@@ -114,12 +114,12 @@ class Pipeline:
         return text
 
     # 10 -----------------------------------------------------------------------------------
-    def settle(self, ctx: RequestContext, usage: Usage | None) -> None:
+    async def settle(self, ctx: RequestContext, usage: Usage | None) -> None:
         """Records actual usage on the context; the limits issue adds ledger and limiters."""
         ctx.usage = usage
 
     # 11 -----------------------------------------------------------------------------------
-    def audit(self, ctx: RequestContext) -> None:
+    async def audit(self, ctx: RequestContext) -> None:
         """Passes through until the audit issue."""
 
     # 12 -----------------------------------------------------------------------------------
@@ -146,12 +146,12 @@ class Pipeline:
             result = self.cache_lookup(ctx, request) or await self.call(ctx, request)
         except ApplianceError as exc:
             ctx.status, ctx.error = exc.status, exc
-            self.audit(ctx)
+            await self.audit(ctx)
             raise
         if isinstance(result, Generation):
             result.text = self.guard_output(ctx, result.text)
-            self.settle(ctx, result.usage)
-            self.audit(ctx)
+            await self.settle(ctx, result.usage)
+            await self.audit(ctx)
             return request, result
         return request, self._finish_stream(ctx, result)
 
@@ -169,8 +169,8 @@ class Pipeline:
             raise
         finally:
             await deltas.aclose()  # type: ignore[attr-defined]
-            self.settle(ctx, usage)
-            self.audit(ctx)
+            await self.settle(ctx, usage)  # usage so far, when the stream was cut short
+            await self.audit(ctx)
 
     async def run_embeddings(self, ctx: RequestContext, authorization: str | None,
                              body: bytes) -> tuple[EmbeddingRequest, Embeddings]:
@@ -181,8 +181,8 @@ class Pipeline:
             result = await ctx.route.provider.embed(request)
         except ApplianceError as exc:
             ctx.status, ctx.error = exc.status, exc
-            self.audit(ctx)
+            await self.audit(ctx)
             raise
-        self.settle(ctx, result.usage)
-        self.audit(ctx)
+        await self.settle(ctx, result.usage)
+        await self.audit(ctx)
         return request, result

@@ -76,7 +76,8 @@ class Generation:
 
 @dataclass(slots=True)
 class Delta:
-    """One piece of a streamed answer. The last one carries ``finish_reason`` and usage."""
+    """One piece of a streamed answer. The last one carries ``finish_reason``; ``usage`` is
+    the total so far (on the last delta, the whole request's)."""
 
     text: str
     finish_reason: FinishReason | None = None

@@ -53,7 +53,8 @@ class GenerateParams:
 
 @dataclass(slots=True)
 class TokenEvent:
-    """Text released by one token step; the last event has ``finish_reason`` set."""
+    """Text released by one token step with the token counts so far; the last event has
+    ``finish_reason`` set."""
 
     text: str
     finish_reason: str | None = None
@@ -251,10 +252,10 @@ class LlamaPool:
                     if scanner.stopped:
                         finish = "stop"
                         if text:
-                            emit(TokenEvent(text))
+                            emit(TokenEvent(text, None, len(tokens), generated))
                         break
                     if text:
-                        emit(TokenEvent(text))
+                        emit(TokenEvent(text, None, len(tokens), generated))
                     if generated >= params.max_tokens:
                         break
             finally:

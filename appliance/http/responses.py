@@ -82,8 +82,8 @@ async def sse_events(request: GenerationRequest, model: str, first: Delta,
                                       "finish_reason": finish}
             body: dict[str, Any] = {
                 "id": response_id, "object": "chat.completion.chunk", "created": created,
-                    "model": model, "system_fingerprint": None, "choices": [choice],
-                    **usage_field}
+                "model": model, "system_fingerprint": None, "choices": [choice],
+                **usage_field}
         else:
             choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
             body = {"id": response_id, "object": "text_completion", "created": created,
@@ -99,16 +99,25 @@ async def sse_events(request: GenerationRequest, model: str, first: Delta,
                 yield chunk(delta.text, None)
             if delta.finish_reason is not None:
                 yield chunk(None if chat else "", delta.finish_reason)
+                # Run the stream to its end: the pipeline settles and audits there, before the
+                # client is told the answer is complete.
+                async for _ in rest:
+                    pass
                 if request.include_usage and delta.usage is not None:
-                    body: dict[str, Any] = {"id": response_id,
-                            "object": "chat.completion.chunk" if chat else "text_completion",
-                            "created": created, "model": model, "choices": [],
-                            "usage": delta.usage.to_dict()}
+                    body: dict[str, Any] = {
+                        "id": response_id,
+                        "object": "chat.completion.chunk" if chat else "text_completion",
+                        "created": created, "model": model, "choices": [],
+                        "usage": delta.usage.to_dict()}
                     yield b"data: " + _encode(body) + b"\n\n"
                 break
             delta = await rest.__anext__()
     except ApplianceError as exc:
         yield b"data: " + _encode(exc.to_body()) + b"\n\n"
+    finally:
+        # Closing early (client gone) closes the pipeline's stream too, so it settles and
+        # audits what was actually generated right away, not whenever it is collected.
+        await rest.aclose()  # type: ignore[attr-defined]
     yield b"data: [DONE]\n\n"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -81,11 +82,10 @@ class LocalProvider(Provider):
         events = self.pool.generate(tokens, params)
         try:
             async for event in events:
-                if event.finish_reason is None:
-                    yield Delta(event.text)
-                else:
-                    usage = Usage(event.prompt_tokens, event.completion_tokens)
-                    yield Delta(event.text, event.finish_reason, usage)  # type: ignore[arg-type]
+                # Every delta carries the usage so far: a stream cut short is charged for what
+                # was generated up to the last piece the client received.
+                usage = Usage(event.prompt_tokens, event.completion_tokens)
+                yield Delta(event.text, event.finish_reason, usage)  # type: ignore[arg-type]
         except QueueFull as exc:
             raise Overloaded("The local model is busy and its queue is full; retry shortly.",
                              retry_after=RETRY_AFTER_QUEUE_FULL) from exc
@@ -94,12 +94,13 @@ class LocalProvider(Provider):
 
     async def generate(self, request: GenerationRequest) -> Generation:
         parts: list[str] = []
-        async for delta in self.stream(request):
-            parts.append(delta.text)
-            if delta.finish_reason is not None:
-                assert delta.usage is not None
-                return Generation("".join(parts), delta.finish_reason, delta.usage,
-                                  self.chat_model)
+        async with contextlib.aclosing(self.stream(request)) as deltas:  # type: ignore[type-var]
+            async for delta in deltas:
+                parts.append(delta.text)
+                if delta.finish_reason is not None:
+                    assert delta.usage is not None
+                    return Generation("".join(parts), delta.finish_reason, delta.usage,
+                                      self.chat_model)
         raise RuntimeError("generation ended without a finish reason")
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
