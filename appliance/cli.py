@@ -5,6 +5,7 @@
     appliance models list | install NAME... [--from PATH] [--force] | verify [NAME...]
     appliance hardware [--json]
     appliance tenants|departments|apps|keys create|list|show|update|revoke ... [--json]
+    appliance audit verify|search|export|rotate-master-key|purge ...
 
 Every subcommand accepts ``--config PATH`` and ``--data-dir PATH`` (before or after the
 subcommand's name). Exit codes: 0 success, 1 failure, 2 usage error.
@@ -21,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from appliance import cli_admin
+from appliance.audit import cli as audit_cli
 from appliance.config import Config, ConfigError, load_config, resolve_data_dir
 
 
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     hardware = command("hardware", "probe this machine and show the chosen profile")
     hardware.add_argument("--json", action="store_true", help="print JSON")
     cli_admin.add_parsers(command)
+    audit_cli.add_parser(commands, lambda p: _common(p, suppress=True))
     return parser
 
 
@@ -156,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_models(args, config, data_dir)
     if args.command == "hardware":
         return cmd_hardware(args)
+    if args.command == "audit":
+        return audit_cli.run(args, data_dir, config.audit)
     return cli_admin.run(args, data_dir)
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from appliance.audit.config import AuditConfig
 from appliance.validation import describe
 
 DEFAULT_DATA_DIR = Path(".appliance")
@@ -81,6 +82,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     server: ServerConfig = ServerConfig()
     limits: LimitsConfig = LimitsConfig()
     local: LocalModelsConfig = LocalModelsConfig()
+    audit: AuditConfig = AuditConfig()
 
 
 class ConfigError(Exception):

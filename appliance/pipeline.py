@@ -14,7 +14,7 @@ whole path of a request here:
  8. call              provider: whole answer or stream of deltas
  9. guard_output      [passes through: routing issue] DLP, re-identification
 10. settle            [passes through: limits issue] actual usage into ledger and limiters
-11. audit             [passes through: audit issue] one encrypted record
+11. audit             one encrypted, hash-chained record (appliance.audit)
 12. respond           headers describing the route (the body is shaped by the HTTP layer)
 
 Steps marked "passes through" keep their place and signature so the issue that builds them
@@ -27,8 +27,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from appliance.audit import AuditLog, AuditUnavailable, Content, Principal, RequestRecord
 from appliance.config import LimitsConfig
-from appliance.errors import ApplianceError, AuthenticationFailed
+from appliance.errors import ApplianceError, AuthenticationFailed, ServiceUnavailable
 from appliance.keys import ApiKey, KeyStore
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
 from appliance.providers.base import Embeddings
@@ -43,19 +44,35 @@ class RequestContext:
     request_id: str
     started_ns: int = field(default_factory=time.perf_counter_ns)
     principal: ApiKey | None = None
+    request: GenerationRequest | EmbeddingRequest | None = None
     route: Route | None = None
     sensitivity: str = "public"
     cache: str = "bypass"
     usage: Usage | None = None
     status: int = 200
     error: ApplianceError | None = None
+    #: The answer's text, kept only when the audit policy records content.
+    response_text: str | None = None
+
+
+def _prompt_text(request: GenerationRequest | EmbeddingRequest | None) -> str | None:
+    if request is None:
+        return None
+    if isinstance(request, EmbeddingRequest):
+        return "\n".join(request.inputs)
+    if request.messages is not None:
+        return "\n".join(f"{m.role}: {m.content}" for m in request.messages)
+    return request.prompt
 
 
 class Pipeline:
-    def __init__(self, keys: KeyStore, router: Router, limits: LimitsConfig) -> None:
+    def __init__(self, keys: KeyStore, router: Router, limits: LimitsConfig,
+                 audit_log: AuditLog | None = None) -> None:
         self.keys = keys
         self.router = router
         self.limits = limits
+        self.audit_log = audit_log
+        self.keep_content = audit_log is not None and audit_log.config.content != "none"
 
     # 1 ------------------------------------------------------------------------------------
     def authenticate(self, ctx: RequestContext, authorization: str | None) -> ApiKey:
@@ -120,7 +137,34 @@ class Pipeline:
 
     # 11 -----------------------------------------------------------------------------------
     async def audit(self, ctx: RequestContext) -> None:
-        """Passes through until the audit issue."""
+        """One encrypted record per request, whatever its outcome. In strict durability the
+        answer is not complete until the record is on disk; if it cannot be written the
+        request fails (closed) rather than going unrecorded."""
+        if self.audit_log is None:
+            return
+        key, request, route, usage = ctx.principal, ctx.request, ctx.route, ctx.usage
+        principal = Principal(
+            tenant=(key and key.tenant_id) or "", department=(key and key.department_id) or "",
+            app=(key and key.app_id) or "", key_id=key.id if key else "",
+            user=(request.user if request is not None else None) or "")
+        content = (self.audit_log.content(_prompt_text(request), ctx.response_text)
+                   if self.keep_content else Content())
+        record = RequestRecord(
+            request_id=ctx.request_id, principal=principal,
+            model_requested=request.model if request is not None else "",
+            model_served=route.model.id if route else "",
+            provider=route.provider.name if route else "",
+            zone=route.provider.zone if route else "", sensitivity=ctx.sensitivity,
+            cache=ctx.cache, prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=(time.perf_counter_ns() - ctx.started_ns) / 1e6, status=ctx.status,
+            error_type=(ctx.error.code or ctx.error.error_type) if ctx.error else "",
+            content=content)
+        try:
+            await self.audit_log.append(record)
+        except AuditUnavailable as exc:
+            raise ServiceUnavailable("The audit log cannot record this request, so it was not "
+                                     "completed.", code="audit_unavailable") from exc
 
     # 12 -----------------------------------------------------------------------------------
     def respond(self, ctx: RequestContext) -> dict[str, str]:
@@ -139,6 +183,7 @@ class Pipeline:
         try:
             self.authenticate(ctx, authorization)
             request = self.parse_and_validate(body, endpoint)
+            ctx.request = request
             self.classify(ctx, request)
             self.guard_input(ctx, request)
             self.decide_route(ctx, request)
@@ -150,6 +195,8 @@ class Pipeline:
             raise
         if isinstance(result, Generation):
             result.text = self.guard_output(ctx, result.text)
+            if self.keep_content:
+                ctx.response_text = result.text
             await self.settle(ctx, result.usage)
             await self.audit(ctx)
             return request, result
@@ -158,17 +205,22 @@ class Pipeline:
     async def _finish_stream(self, ctx: RequestContext, deltas: AsyncIterator[Delta]
                              ) -> AsyncIterator[Delta]:
         usage: Usage | None = None
+        parts: list[str] | None = [] if self.keep_content else None
         try:
             async for delta in deltas:
                 delta.text = self.guard_output(ctx, delta.text)
                 if delta.usage is not None:
                     usage = delta.usage
+                if parts is not None:
+                    parts.append(delta.text)
                 yield delta
         except ApplianceError as exc:
             ctx.status, ctx.error = exc.status, exc
             raise
         finally:
             await deltas.aclose()  # type: ignore[attr-defined]
+            if parts is not None:
+                ctx.response_text = "".join(parts)
             await self.settle(ctx, usage)  # usage so far, when the stream was cut short
             await self.audit(ctx)
 
@@ -177,6 +229,7 @@ class Pipeline:
         try:
             key = self.authenticate(ctx, authorization)
             request = parse_embeddings(body, self.limits)
+            ctx.request = request
             ctx.route = self.router.route(request.model, "embedding", key)
             result = await ctx.route.provider.embed(request)
         except ApplianceError as exc:

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from appliance.audit import AuditLog, admin_event
 from appliance.config import Config
 from appliance.datadir import DataDir
 from appliance.identity import IdentityStore
@@ -42,6 +43,7 @@ class Runtime:
         self.local: LocalProvider | None = None
         self.router = Router([])
         self._pipeline: Pipeline | None = None
+        self.audit_log = AuditLog(self.data, config.audit)
 
     @property
     def keys(self) -> KeyStore:
@@ -65,12 +67,24 @@ class Runtime:
         self.db = StateDB(self.data.state_db)
         self._keys = KeyStore(self.db, self.data.master_key())
         self._identity = IdentityStore(self.db)
-        self._pipeline = Pipeline(self._keys, self.router, self.config.limits)
+        self._pipeline = Pipeline(self._keys, self.router, self.config.limits, self.audit_log)
         if self.data.admin_key_file.exists() or self._keys.has_role("admin"):
             return None
-        plaintext, _ = self._keys.create("bootstrap admin", role="admin")
+        plaintext, key = self._keys.create("bootstrap admin", role="admin")
         self.data.write_secret("admin.key", (plaintext + "\n").encode())
+        self._bootstrap_key_id = key.id
         return plaintext
+
+    def start_audit(self) -> None:
+        """Open the audit log (recovering a crashed tail) and record the start; raises
+        AuditLocked when another process holds this data directory."""
+        self.audit_log.start()
+        key_id = getattr(self, "_bootstrap_key_id", None)
+        if key_id is not None:
+            self.audit_log.submit(admin_event("key_created", key_id=key_id, role="admin"))
+
+    async def record_admin_event(self, kind: str, actor: str, **detail: str) -> None:
+        await self.audit_log.append(admin_event(kind, actor, **detail))  # type: ignore[arg-type]
 
     def choose_profile(self) -> Profile:
         return choose_profile(probe(offload_check=gpu_offload_supported))
@@ -132,5 +146,6 @@ class Runtime:
     def close(self) -> None:
         if self.local is not None:
             self.local.pool.close()
+        self.audit_log.close()
         if self.db is not None:
             self.db.close()

@@ -24,6 +24,8 @@ from starlette.applications import Starlette
 from appliance import systemd
 from appliance.config import Config
 from appliance.http.app import build_app
+from appliance.audit import AuditLocked
+from appliance.audit.crypto import AuditKeyError
 from appliance.runtime import Runtime
 from hardware import ProfileError
 from local_models.errors import ArtifactError
@@ -88,6 +90,12 @@ def serve(config: Config, data_dir: Path) -> int:
     configure_logging(config.server.log_level)
     runtime = Runtime(config, data_dir)
     admin_key = runtime.prepare()
+    try:
+        runtime.start_audit()
+    except (AuditLocked, AuditKeyError, OSError) as exc:
+        log.error("cannot start: audit log: %s", exc)
+        runtime.close()
+        return 1
     if admin_key is not None:
         print("appliance: created the bootstrap admin API key (shown once; also stored in "
               f"{runtime.data.admin_key_file}):\n  {admin_key}", flush=True)

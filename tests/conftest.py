@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,8 +115,9 @@ class ServerProcess:
     def admin_key(self) -> str:
         return (self.data_dir / "secrets" / "admin.key").read_text().strip()
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60,
+    def client(self, **kwargs: Any) -> httpx.Client:
+        kwargs.setdefault("timeout", 60)
+        return httpx.Client(base_url=self.url,
                             headers={"authorization": f"Bearer {self.admin_key}"}, **kwargs)
 
     def wait_exit(self, timeout: float = 60.0) -> int:

@@ -82,10 +82,13 @@ def entity_routes(kind: Kind, plural: str) -> list[Route]:
             parent = request.query_params.get(parent_field) if parent_field else None
             include = request.query_params.get("include_disabled") == "true"
             return _listing(identity.list(kind, parent, include))
-        _caller(request, WRITERS)
+        caller = _caller(request, WRITERS)
         body: EntityCreate = decode(await request.body(), EntityCreate)
         parent = getattr(body, parent_field) if parent_field else None
-        return JSONResponse(identity.create(kind, body.name, parent).to_dict(), status_code=201)
+        entity = identity.create(kind, body.name, parent)
+        await _runtime(request).record_admin_event(
+            "config_changed", caller.id, change=f"{kind} created", id=entity.id)
+        return JSONResponse(entity.to_dict(), status_code=201)
 
     @openai_errors
     async def item(request: Request) -> Response:
@@ -94,15 +97,20 @@ def entity_routes(kind: Kind, plural: str) -> list[Route]:
         if request.method == "GET":
             _caller(request, READERS)
             return JSONResponse(identity.get(kind, ident).to_dict())
-        _caller(request, WRITERS)
+        caller = _caller(request, WRITERS)
         body: EntityUpdate = decode(await request.body(), EntityUpdate)
-        return JSONResponse(identity.rename(kind, ident, body.name).to_dict())
+        entity = identity.rename(kind, ident, body.name)
+        await _runtime(request).record_admin_event(
+            "config_changed", caller.id, change=f"{kind} renamed", id=entity.id)
+        return JSONResponse(entity.to_dict())
 
     @openai_errors
     async def disable(request: Request) -> Response:
-        _caller(request, WRITERS)
-        return JSONResponse(_runtime(request).identity.disable(
-            kind, request.path_params["id"]).to_dict())
+        caller = _caller(request, WRITERS)
+        entity = _runtime(request).identity.disable(kind, request.path_params["id"])
+        await _runtime(request).record_admin_event(
+            "config_changed", caller.id, change=f"{kind} disabled", id=entity.id)
+        return JSONResponse(entity.to_dict())
 
     base = f"/admin/v1/{plural}"
     return [Route(base, collection, methods=["GET", "POST"]),
@@ -129,6 +137,8 @@ def key_routes() -> list[Route]:
                   if body.app_id is not None else None)
         plaintext, key = keys.create(body.name, body.role, tuple(body.scopes), body.expires_at,
                                      app_id)
+        await _runtime(request).record_admin_event("key_created", caller.id, key_id=key.id,
+                                                   role=key.role)
         return JSONResponse({**key.to_dict(), "key": plaintext}, status_code=201)
 
     @openai_errors
@@ -144,6 +154,8 @@ def key_routes() -> list[Route]:
         updated = keys.update(key.id, name=body.name,
                               scopes=tuple(body.scopes) if body.scopes is not None else None,
                               expires_at=body.expires_at)
+        await _runtime(request).record_admin_event("config_changed", caller.id,
+                                                   change="key updated", id=key.id)
         return JSONResponse(updated.to_dict())
 
     @openai_errors
@@ -152,7 +164,9 @@ def key_routes() -> list[Route]:
         keys = _runtime(request).keys
         key = keys.get(request.path_params["id"])
         operator_may_touch(caller, key.role)
-        return JSONResponse(keys.revoke(key.id).to_dict())
+        revoked = keys.revoke(key.id)
+        await _runtime(request).record_admin_event("key_revoked", caller.id, key_id=key.id)
+        return JSONResponse(revoked.to_dict())
 
     return [Route("/admin/v1/keys", collection, methods=["GET", "POST"]),
             Route("/admin/v1/keys/{id}", item, methods=["GET", "PATCH"]),
