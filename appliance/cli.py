@@ -6,6 +6,7 @@
     appliance hardware [--json]
     appliance tenants|departments|apps|keys create|list|show|update|revoke ... [--json]
     appliance audit verify|search|export|rotate-master-key|purge ...
+    appliance usage report ... | appliance limits set|list ...
 
 Every subcommand accepts ``--config PATH`` and ``--data-dir PATH`` (before or after the
 subcommand's name). Exit codes: 0 success, 1 failure, 2 usage error.
@@ -23,6 +24,7 @@ import msgspec
 
 from appliance import cli_admin
 from appliance.audit import cli as audit_cli
+from appliance.limits import cli as limits_cli
 from appliance.config import Config, ConfigError, load_config, resolve_data_dir
 
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     hardware = command("hardware", "probe this machine and show the chosen profile")
     hardware.add_argument("--json", action="store_true", help="print JSON")
     cli_admin.add_parsers(command)
+    limits_cli.add_parser(command)
     audit_cli.add_parser(commands, lambda p: _common(p, suppress=True))
     return parser
 
@@ -161,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_hardware(args)
     if args.command == "audit":
         return audit_cli.run(args, data_dir, config.audit)
+    if args.command in limits_cli.COMMANDS:
+        return limits_cli.run(args, data_dir)
     return cli_admin.run(args, data_dir)
 
 

@@ -26,6 +26,7 @@ that names only the request id: no trace, no internal detail.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -50,6 +51,8 @@ class ApplianceError(Exception):
         if code is not None:
             self.code = code
         self.retry_after = retry_after
+        #: Headers the pipeline learned before failing (x-ratelimit-*, route headers).
+        self.extra_headers: dict[str, str] = {}
 
     def to_body(self) -> dict[str, Any]:
         """The OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
@@ -64,8 +67,8 @@ class ApplianceError(Exception):
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, round(self.retry_after)))}
+            return dict(self.extra_headers)
+        return {**self.extra_headers, "retry-after": str(max(1, math.ceil(self.retry_after)))}
 
 
 class InvalidRequest(ApplianceError):

@@ -9,11 +9,11 @@ whole path of a request here:
  3. classify          [passes through: routing issue] sensitivity + findings
  4. guard_input       [passes through: routing issue] injection and content rules
  5. decide_route      requested model -> provider (fails closed)
- 6. admit             [passes through: limits issue] reserve tokens and money
+ 6. admit             reserve tokens, requests and money at every level (appliance.limits)
  7. cache_lookup      [passes through: caching issue] exact and semantic lookup
  8. call              provider: whole answer or stream of deltas
  9. guard_output      [passes through: routing issue] DLP, re-identification
-10. settle            [passes through: limits issue] actual usage into ledger and limiters
+10. settle            actual usage into the limiters and the usage ledger
 11. audit             one encrypted, hash-chained record (appliance.audit)
 12. respond           headers describing the route (the body is shaped by the HTTP layer)
 
@@ -31,6 +31,7 @@ from appliance.audit import AuditLog, AuditUnavailable, Content, Principal, Requ
 from appliance.config import LimitsConfig
 from appliance.errors import ApplianceError, AuthenticationFailed, ServiceUnavailable
 from appliance.keys import ApiKey, KeyStore
+from appliance.limits import Limiter, Reservation, TokenEstimator, UsageLedger, UsageRow
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
 from appliance.providers.base import Embeddings
 from appliance.routing import Route, Router
@@ -51,6 +52,8 @@ class RequestContext:
     usage: Usage | None = None
     status: int = 200
     error: ApplianceError | None = None
+    reservation: Reservation | None = None
+    cost_micros: int = 0
     #: The answer's text, kept only when the audit policy records content.
     response_text: str | None = None
 
@@ -65,12 +68,23 @@ def _prompt_text(request: GenerationRequest | EmbeddingRequest | None) -> str | 
     return request.prompt
 
 
+@dataclass(slots=True)
+class Accounting:
+    """Admission and settlement: estimates, the limiter and the usage ledger."""
+
+    estimator: TokenEstimator
+    limiter: Limiter
+    ledger: UsageLedger
+
+
 class Pipeline:
     def __init__(self, keys: KeyStore, router: Router, limits: LimitsConfig,
-                 audit_log: AuditLog | None = None) -> None:
+                 audit_log: AuditLog | None = None,
+                 accounting: Accounting | None = None) -> None:
         self.keys = keys
         self.router = router
         self.limits = limits
+        self.accounting = accounting
         self.audit_log = audit_log
         self.keep_content = audit_log is not None and audit_log.config.content != "none"
 
@@ -109,8 +123,24 @@ class Pipeline:
         return ctx.route
 
     # 6 ------------------------------------------------------------------------------------
-    def admit(self, ctx: RequestContext, request: GenerationRequest) -> None:
-        """Passes through until the limits issue (reservation against limits and budgets)."""
+    def admit(self, ctx: RequestContext, request: GenerationRequest | EmbeddingRequest) -> None:
+        """Reserve the estimated prompt tokens plus max_tokens, one request and the worst-case
+        cost at every level (key, app, department, tenant) before any upstream call. There is
+        no await between check and reservation, so concurrent requests cannot overshoot."""
+        if self.accounting is None or ctx.principal is None or ctx.route is None:
+            return
+        model = ctx.route.model.id
+        estimator = self.accounting.estimator
+        if isinstance(request, EmbeddingRequest):
+            prompt = sum(estimator.estimate_text(model, text) for text in request.inputs)
+            max_tokens: int | None = 0
+        else:
+            prompt = (estimator.estimate_chat(model, request.messages)
+                      if request.messages is not None
+                      else estimator.estimate_text(model, request.prompt or ""))
+            max_tokens = request.sampling.max_tokens
+        ctx.reservation = self.accounting.limiter.reserve(ctx.principal, model, prompt,
+                                                          max_tokens)
 
     # 7 ------------------------------------------------------------------------------------
     def cache_lookup(self, ctx: RequestContext, request: GenerationRequest) -> Generation | None:
@@ -132,8 +162,30 @@ class Pipeline:
 
     # 10 -----------------------------------------------------------------------------------
     async def settle(self, ctx: RequestContext, usage: Usage | None) -> None:
-        """Records actual usage on the context; the limits issue adds ledger and limiters."""
+        """Replace the reservation with what was actually used (nothing used: release it) and
+        queue the ledger row; the ledger writes rows in batches off the request path."""
         ctx.usage = usage
+        if self.accounting is None or ctx.principal is None:
+            return
+        if ctx.reservation is not None:
+            if usage is None:
+                ctx.reservation.release()
+            else:
+                ctx.cost_micros = ctx.reservation.settle(usage.prompt_tokens,
+                                                         usage.completion_tokens)
+        key, request, route = ctx.principal, ctx.request, ctx.route
+        self.accounting.ledger.record(UsageRow(
+            time=time.time(), request_id=ctx.request_id, tenant_id=key.tenant_id,
+            department_id=key.department_id, app_id=key.app_id, key_id=key.id,
+            user=request.user if request is not None else None,
+            model_requested=request.model if request is not None else "",
+            model_served=route.model.id if route else None,
+            provider=route.provider.name if route else None,
+            zone=route.provider.zone if route else None,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0, cached_tokens=0,
+            cost_micros=ctx.cost_micros, cache_hit=ctx.cache == "hit",
+            latency_ms=(time.perf_counter_ns() - ctx.started_ns) / 1e6, status=ctx.status))
 
     # 11 -----------------------------------------------------------------------------------
     async def audit(self, ctx: RequestContext) -> None:
@@ -172,7 +224,17 @@ class Pipeline:
         if ctx.route is not None:
             headers["x-appliance-route"] = ctx.route.label
             headers["x-appliance-zone"] = ctx.route.provider.zone
+        if self.accounting is not None and ctx.principal is not None:
+            headers.update(self.accounting.limiter.headers(ctx.reservation or ctx.principal))
         return headers
+
+    async def _fail(self, ctx: RequestContext, exc: ApplianceError) -> None:
+        """A refused or failed request: release what it held, record it, and let its error
+        response carry the same headers a success would."""
+        ctx.status, ctx.error = exc.status, exc
+        await self.settle(ctx, None)
+        exc.extra_headers = self.respond(ctx)
+        await self.audit(ctx)
 
     # the whole path -----------------------------------------------------------------------
 
@@ -190,8 +252,11 @@ class Pipeline:
             self.admit(ctx, request)
             result = self.cache_lookup(ctx, request) or await self.call(ctx, request)
         except ApplianceError as exc:
-            ctx.status, ctx.error = exc.status, exc
-            await self.audit(ctx)
+            await self._fail(ctx, exc)
+            raise
+        except BaseException:
+            if ctx.reservation is not None:  # a bug or a cancellation: hold nothing
+                ctx.reservation.release()
             raise
         if isinstance(result, Generation):
             result.text = self.guard_output(ctx, result.text)
@@ -231,10 +296,14 @@ class Pipeline:
             request = parse_embeddings(body, self.limits)
             ctx.request = request
             ctx.route = self.router.route(request.model, "embedding", key)
+            self.admit(ctx, request)
             result = await ctx.route.provider.embed(request)
         except ApplianceError as exc:
-            ctx.status, ctx.error = exc.status, exc
-            await self.audit(ctx)
+            await self._fail(ctx, exc)
+            raise
+        except BaseException:
+            if ctx.reservation is not None:
+                ctx.reservation.release()
             raise
         await self.settle(ctx, result.usage)
         await self.audit(ctx)

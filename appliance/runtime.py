@@ -19,7 +19,8 @@ from appliance.config import Config
 from appliance.datadir import DataDir
 from appliance.identity import IdentityStore
 from appliance.keys import KeyStore
-from appliance.pipeline import Pipeline
+from appliance.limits import LimitStore, Limiter, TokenEstimator, UsageLedger
+from appliance.pipeline import Accounting, Pipeline
 from appliance.providers.local import LocalProvider
 from appliance.routing import Router
 from appliance.state import StateDB
@@ -43,7 +44,11 @@ class Runtime:
         self.local: LocalProvider | None = None
         self.router = Router([])
         self._pipeline: Pipeline | None = None
+        self._limiter: Limiter | None = None
         self.audit_log = AuditLog(self.data, config.audit)
+        self.estimator = TokenEstimator(self.data.models)
+        self.ledger = UsageLedger(self.data.state_db,
+                                  config.limits_policy.ledger_batch_interval_ms)
 
     @property
     def keys(self) -> KeyStore:
@@ -54,6 +59,11 @@ class Runtime:
     def identity(self) -> IdentityStore:
         assert self._identity is not None, "Runtime.prepare() was not called"
         return self._identity
+
+    @property
+    def limiter(self) -> Limiter:
+        assert self._limiter is not None, "Runtime.prepare() was not called"
+        return self._limiter
 
     @property
     def pipeline(self) -> Pipeline:
@@ -67,13 +77,29 @@ class Runtime:
         self.db = StateDB(self.data.state_db)
         self._keys = KeyStore(self.db, self.data.master_key())
         self._identity = IdentityStore(self.db)
-        self._pipeline = Pipeline(self._keys, self.router, self.config.limits, self.audit_log)
+        self._limiter = Limiter(self.config.limits_policy, LimitStore(self.db),
+                                describe=self._describe_scope)
+        self._pipeline = Pipeline(self._keys, self.router, self.config.limits, self.audit_log,
+                                  Accounting(self.estimator, self._limiter, self.ledger))
         if self.data.admin_key_file.exists() or self._keys.has_role("admin"):
             return None
         plaintext, key = self._keys.create("bootstrap admin", role="admin")
         self.data.write_secret("admin.key", (plaintext + "\n").encode())
         self._bootstrap_key_id = key.id
         return plaintext
+
+    def _describe_scope(self, kind: str, scope_id: str) -> str:
+        """A scope's name for refusal messages ("department 'Radiology'")."""
+        try:
+            if kind == "key":
+                return self.keys.get(scope_id).name
+            return self.identity.get(kind, scope_id).name  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a name is a courtesy; the id will do
+            return scope_id
+
+    def start_writers(self) -> None:
+        """Start the usage ledger's writer (after the database is migrated)."""
+        self.ledger.start()
 
     def start_audit(self) -> None:
         """Open the audit log (recovering a crashed tail) and record the start; raises
@@ -120,6 +146,16 @@ class Runtime:
                                            threads=local.embedding_threads)
         self.local = LocalProvider(chat_name, pool, local.embedding_model or None, embedder,
                                    self.config.limits)
+        # Admission counts the local model's prompts with its own tokenizer and chat format.
+        self.estimator.register_local(
+            chat_name, lambda text: len(pool.tokenize(text)),
+            lambda messages: len(pool.tokenize(pool.format_chat(messages))))
+        if local.embedding_model and embedder is not None:
+            self.estimator.register_local(local.embedding_model,
+                                          lambda text: embedder.count_tokens([text])[0])
+        installed = [n for n in ("cl100k_base", "o200k_base")
+                     if (self.data.models / n / f"{n}.tiktoken").is_file()]
+        self.estimator.preload(installed)  # keep building encodings off the first request
         self.router.providers.append(self.local)
         log.info("local model %s loaded: %d context(s), n_ctx %d, %d thread(s), gpu layers %d",
                  chat_name, settings.pool_size, settings.context_length, settings.threads,
@@ -146,6 +182,7 @@ class Runtime:
     def close(self) -> None:
         if self.local is not None:
             self.local.pool.close()
+        self.ledger.close()
         self.audit_log.close()
         if self.db is not None:
             self.db.close()

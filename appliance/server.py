@@ -91,6 +91,7 @@ def serve(config: Config, data_dir: Path) -> int:
     runtime = Runtime(config, data_dir)
     admin_key = runtime.prepare()
     try:
+        runtime.start_writers()
         runtime.start_audit()
     except (AuditLocked, AuditKeyError, OSError) as exc:
         log.error("cannot start: audit log: %s", exc)

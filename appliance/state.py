@@ -48,6 +48,33 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE api_keys ADD COLUMN app_id TEXT REFERENCES apps(id);
     CREATE INDEX api_keys_app ON api_keys(app_id);
     """,
+    # 3: limits and budgets (appliance/limits). Limit definitions per scope (key, app,
+    # department, tenant; NULL = the config default), the per-day token and per-month money
+    # counters (UTC calendar periods; written with the usage rows they sum, in one
+    # transaction), and the usage ledger.
+    """
+    CREATE TABLE limits (
+        scope_kind TEXT NOT NULL, scope_id TEXT NOT NULL,
+        rpm INTEGER, tpm INTEGER, tpd INTEGER, monthly_budget_micros INTEGER,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (scope_kind, scope_id)
+    );
+    CREATE TABLE limit_counters (
+        scope_kind TEXT NOT NULL, scope_id TEXT NOT NULL,
+        span TEXT NOT NULL, period TEXT NOT NULL, used INTEGER NOT NULL,
+        PRIMARY KEY (scope_kind, scope_id, span, period)
+    );
+    CREATE TABLE usage (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL, request_id TEXT NOT NULL,
+        tenant_id TEXT, department_id TEXT, app_id TEXT, key_id TEXT, user TEXT,
+        model_requested TEXT NOT NULL, model_served TEXT, provider TEXT, zone TEXT,
+        prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL DEFAULT 0, cost_micros INTEGER NOT NULL,
+        cache_hit INTEGER NOT NULL DEFAULT 0, latency_ms REAL NOT NULL, status INTEGER NOT NULL
+    );
+    CREATE INDEX usage_time ON usage(time);
+    """,
 )
 
 

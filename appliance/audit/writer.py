@@ -254,7 +254,10 @@ class AuditLog:
             self._sync()
         first = state.last_seq - len(batch) + 1
         for offset, (_, future) in enumerate(batch):
-            future.set_result(first + offset)
+            # A waiter that gave up (its request was cancelled) cancelled its future; the
+            # record is written all the same, there is just nobody left to tell.
+            if future.set_running_or_notify_cancel():
+                future.set_result(first + offset)
 
     def _periodic(self, force: bool) -> None:
         now = time.monotonic()

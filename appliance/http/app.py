@@ -23,6 +23,7 @@ from starlette.types import Receive
 
 from appliance.errors import ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable
 from appliance.http.admin import admin_routes
+from appliance.limits.routes import limits_routes
 from appliance.http.middleware import AccessLogMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from appliance.http.responses import (EventStreamResponse, JSONResponse, error_response,
                                       generation_body, openai_errors, sse_events)
@@ -178,6 +179,7 @@ def build_app(runtime: Runtime, lifespan: Any) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *admin_routes(),
+        *limits_routes(),
     ]
     middleware = [
         Middleware(AccessLogMiddleware, enabled=server.access_log),

@@ -115,4 +115,4 @@ def test_refusals_are_audited(setup: tuple[RecordingPipeline, str]) -> None:
     with pytest.raises(ModelNotFound):
         asyncio.run(pipeline.run_generation(RequestContext("r5"), f"Bearer {key}",
                                             wrong.encode(), "chat"))
-    assert pipeline.events == ["audit:401", "audit:404"]
+    assert pipeline.events == ["settle:None", "audit:401", "settle:None", "audit:404"]

@@ -65,7 +65,7 @@ def test_disconnect_stops_generation_and_frees_the_context(one_context: ServerPr
     with one_context.client() as http:
         reply = http.post("/v1/chat/completions", json={
             "model": "gemma-3-270m", "messages": LONG, "max_tokens": 3})
-        assert reply.status_code == 200
+        assert reply.status_code == 200, reply.text
 
 
 def test_full_queue_answers_503_with_retry_after(one_context: ServerProcess) -> None:

@@ -104,3 +104,26 @@ def test_filters(data_dir: Path) -> None:
 
 def test_small_config_is_valid() -> None:
     assert SMALL.segment_max_bytes == 8192
+
+
+def test_a_waiter_that_gives_up_does_not_break_the_writer(data_dir: Path) -> None:
+    """A request cancelled while waiting for durability (client gone) cancels its future; the
+    record is still written and the log keeps accepting records."""
+    log = AuditLog(data_dir, AuditConfig(durability="strict"))
+    log.start()
+
+    async def main() -> int:
+        waiters = [asyncio.ensure_future(log.append(request(i))) for i in range(50)]
+        await asyncio.sleep(0)
+        for task in waiters[::2]:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        return await log.append(request(999))
+
+    try:
+        last = asyncio.run(main())
+    finally:
+        log.close()
+    assert last == 52  # start + 50 + this one: the cancelled ones were written too
+    report = verify(data_dir)
+    assert report.ok and report.records == 53
