@@ -6,6 +6,7 @@
     appliance hardware [--json]
     appliance tenants|departments|apps|keys create|list|show|update|revoke ... [--json]
     appliance audit verify|search|export|rotate-master-key|purge ...
+    appliance classify [--jsonl]
     appliance usage report ... | appliance limits set|list ...
 
 Every subcommand accepts ``--config PATH`` and ``--data-dir PATH`` (before or after the
@@ -24,6 +25,7 @@ import msgspec
 
 from appliance import cli_admin
 from appliance.audit import cli as audit_cli
+from appliance.classify import cli as classify_cli
 from appliance.limits import cli as limits_cli
 from appliance.config import Config, ConfigError, load_config, resolve_data_dir
 
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_admin.add_parsers(command)
     limits_cli.add_parser(command)
     audit_cli.add_parser(commands, lambda p: _common(p, suppress=True))
+    classify_cli.add_parser(commands, lambda p: _common(p, suppress=True))
     return parser
 
 
@@ -162,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_models(args, config, data_dir)
     if args.command == "hardware":
         return cmd_hardware(args)
+    if args.command == "classify":
+        return classify_cli.run(args, config.classify)
     if args.command == "audit":
         return audit_cli.run(args, data_dir, config.audit)
     if args.command in limits_cli.COMMANDS:

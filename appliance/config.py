@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from appliance.audit.config import AuditConfig
+from appliance.classify.config import ClassifyConfig
 from appliance.limits.config import LimitsPolicyConfig
 from appliance.validation import describe
 
@@ -83,6 +84,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     server: ServerConfig = ServerConfig()
     limits: LimitsConfig = LimitsConfig()
     local: LocalModelsConfig = LocalModelsConfig()
+    classify: ClassifyConfig = ClassifyConfig()
     limits_policy: LimitsPolicyConfig = LimitsPolicyConfig()
     audit: AuditConfig = AuditConfig()
 

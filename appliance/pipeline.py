@@ -6,7 +6,7 @@ whole path of a request here:
 
  1. authenticate      API key -> principal
  2. parse_and_validate OpenAI schema -> internal request (400 naming the field)
- 3. classify          [passes through: routing issue] sensitivity + findings
+ 3. classify          identifiers and secrets -> sensitivity + finding types (appliance.classify)
  4. guard_input       [passes through: routing issue] injection and content rules
  5. decide_route      requested model -> provider (fails closed)
  6. admit             reserve tokens, requests and money at every level (appliance.limits)
@@ -28,8 +28,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from appliance.audit import AuditLog, AuditUnavailable, Content, Principal, RequestRecord
+from appliance.classify import Classifier
 from appliance.config import LimitsConfig
-from appliance.errors import ApplianceError, AuthenticationFailed, ServiceUnavailable
+from appliance.classify import Sensitivity
+from appliance.errors import (ApplianceError, AuthenticationFailed, InvalidRequest,
+                              ServiceUnavailable)
 from appliance.keys import ApiKey, KeyStore
 from appliance.limits import Limiter, Reservation, TokenEstimator, UsageLedger, UsageRow
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
@@ -48,6 +51,10 @@ class RequestContext:
     request: GenerationRequest | EmbeddingRequest | None = None
     route: Route | None = None
     sensitivity: str = "public"
+    #: Types of the identifiers found (never their values), for routing and the audit record.
+    finding_types: tuple[str, ...] = ()
+    #: A level the client declared (``x-data-classification``): it can raise, never lower.
+    declared: str | None = None
     cache: str = "bypass"
     usage: Usage | None = None
     status: int = 200
@@ -80,8 +87,10 @@ class Accounting:
 class Pipeline:
     def __init__(self, keys: KeyStore, router: Router, limits: LimitsConfig,
                  audit_log: AuditLog | None = None,
-                 accounting: Accounting | None = None) -> None:
+                 accounting: Accounting | None = None,
+                 classifier: Classifier | None = None) -> None:
         self.keys = keys
+        self.classifier = classifier
         self.router = router
         self.limits = limits
         self.accounting = accounting
@@ -109,8 +118,31 @@ class Pipeline:
         return parse_completion(body, self.limits)
 
     # 3 ------------------------------------------------------------------------------------
-    def classify(self, ctx: RequestContext, request: GenerationRequest) -> None:
-        """Passes through until the routing issue: everything is ``public``."""
+    def classify(self, ctx: RequestContext, request: GenerationRequest | EmbeddingRequest
+                 ) -> None:
+        """Find identifiers and secrets in everything the model will see; findings plus the
+        declared level give the request's sensitivity (routing policy acts on it next)."""
+        if isinstance(request, EmbeddingRequest):
+            texts = request.inputs
+        elif request.messages is not None:
+            texts = [m.content for m in request.messages]
+        else:
+            texts = [request.prompt or ""]
+        if self.classifier is None:
+            level = Sensitivity.PUBLIC
+            found: tuple[str, ...] = ()
+        else:
+            result = self.classifier.classify_messages(texts)
+            level = result.sensitivity
+            found = tuple(sorted({f.type for _, f in result.findings}))
+        if ctx.declared is not None and ctx.declared.strip():
+            try:
+                level = max(level, Sensitivity.parse(ctx.declared))
+            except ValueError as exc:
+                raise InvalidRequest(
+                    f"Unknown data classification '{ctx.declared}': use public, internal, "
+                    "confidential or restricted.", param="x-data-classification") from exc
+        ctx.sensitivity, ctx.finding_types = level.label, found
 
     # 4 ------------------------------------------------------------------------------------
     def guard_input(self, ctx: RequestContext, request: GenerationRequest) -> None:
@@ -207,6 +239,7 @@ class Pipeline:
             model_served=route.model.id if route else "",
             provider=route.provider.name if route else "",
             zone=route.provider.zone if route else "", sensitivity=ctx.sensitivity,
+            finding_types=ctx.finding_types,
             cache=ctx.cache, prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_ms=(time.perf_counter_ns() - ctx.started_ns) / 1e6, status=ctx.status,
@@ -295,6 +328,7 @@ class Pipeline:
             key = self.authenticate(ctx, authorization)
             request = parse_embeddings(body, self.limits)
             ctx.request = request
+            self.classify(ctx, request)
             ctx.route = self.router.route(request.model, "embedding", key)
             self.admit(ctx, request)
             result = await ctx.route.provider.embed(request)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.audit import AuditLog, admin_event
+from appliance.classify import Classifier
 from appliance.config import Config
 from appliance.datadir import DataDir
 from appliance.identity import IdentityStore
@@ -80,7 +81,8 @@ class Runtime:
         self._limiter = Limiter(self.config.limits_policy, LimitStore(self.db),
                                 describe=self._describe_scope)
         self._pipeline = Pipeline(self._keys, self.router, self.config.limits, self.audit_log,
-                                  Accounting(self.estimator, self._limiter, self.ledger))
+                                  Accounting(self.estimator, self._limiter, self.ledger),
+                                  Classifier(self.config.classify))
         if self.data.admin_key_file.exists() or self._keys.has_role("admin"):
             return None
         plaintext, key = self._keys.create("bootstrap admin", role="admin")

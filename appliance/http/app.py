@@ -42,7 +42,8 @@ def _runtime(request: Request) -> Runtime:
 
 
 def _context(request: Request) -> RequestContext:
-    return RequestContext(request_id=request.scope["state"]["request_id"])
+    return RequestContext(request_id=request.scope["state"]["request_id"],
+                          declared=request.headers.get("x-data-classification"))
 
 
 class ClientDisconnected(Exception):

@@ -251,3 +251,20 @@ def test_health_and_readiness(server: ServerProcess) -> None:
     ready = httpx.get(server.url + "/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"model_loaded": True, "database_writable": True}
+
+
+def test_sensitivity_is_classified_and_declarations_only_raise_it(server: ServerProcess) -> None:
+    phi = [{"role": "user", "content": "Patient John Smith, MRN 12345678, has pneumonia."}]
+
+    def level(messages: list[dict[str, str]], declared: str | None = None) -> httpx.Response:
+        headers = {"x-data-classification": declared} if declared else {}
+        with server.client() as http:
+            return http.post("/v1/chat/completions", headers=headers, json={
+                "model": CHAT_MODEL, "messages": messages, "max_tokens": 1})
+
+    assert level(phi).headers["x-appliance-sensitivity"] == "restricted"
+    assert level(phi, "public").headers["x-appliance-sensitivity"] == "restricted"
+    assert level(HELLO, "confidential").headers["x-appliance-sensitivity"] == "confidential"
+    bad = level(HELLO, "top-secret")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "x-data-classification"

@@ -1,0 +1,123 @@
+"""From text to a sensitivity level: run the detectors, then weigh findings in context.
+
+The rules, in order:
+1. each finding has a base level (``findings.BASE_LEVEL``);
+2. identifiers of a person (``PERSONAL_TYPES``) in a text or conversation that speaks of
+   health, or that carries a record/plan number, make it ``restricted``;
+3. a declared classification (header or app default) can raise the result, never lower it.
+A conversation is one context: a diagnosis in message 1 and a name in message 3 are PHI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from appliance.classify.config import ClassifyConfig
+from appliance.classify.context import HEALTH_WORDS, has_health_context
+from appliance.classify.detectors import Detector, Scan, Vocabulary, build_detectors
+from appliance.classify.findings import (
+    PERSONAL_TYPES,
+    Finding,
+    FindingType,
+    Sensitivity,
+    max_level,
+)
+
+#: Findings that exist only because a person has a health record or health coverage.
+_HEALTH_TYPES = frozenset({FindingType.MRN.value, FindingType.HEALTH_PLAN_ID.value,
+                           FindingType.MEDICARE_MBI.value, FindingType.DE_KVNR.value})
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The level of one text, and where its identifiers are (never what they are)."""
+
+    sensitivity: Sensitivity
+    findings: tuple[Finding, ...]
+
+    def level_with_declared(self, declared: str | None) -> Sensitivity:
+        """The stricter of the detected level and ``declared`` (``x-data-classification`` or
+        the app's default). Raises ``ValueError`` for an unknown name."""
+        if declared is None or not declared.strip():
+            return self.sensitivity
+        return max(self.sensitivity, Sensitivity.parse(declared))
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationClassification:
+    """The level of a conversation as a whole; ``findings`` pairs each finding with the index
+    of the text (message) whose span it gives."""
+
+    sensitivity: Sensitivity
+    findings: tuple[tuple[int, Finding], ...]
+
+    def level_with_declared(self, declared: str | None) -> Sensitivity:
+        if declared is None or not declared.strip():
+            return self.sensitivity
+        return max(self.sensitivity, Sensitivity.parse(declared))
+
+
+def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
+    """Sorted by position; a finding inside the span of a stronger one is dropped, so that
+    the digits of an SSN found both by layout and after "SSN:" are reported once."""
+    ordered = sorted(findings, key=lambda f: (f.start, -f.end, -f.level(), -f.confidence))
+    kept: list[Finding] = []
+    for finding in ordered:
+        if kept and finding.end <= kept[-1].end and finding.level() <= kept[-1].level():
+            continue
+        if any(k.start <= finding.start and finding.end <= k.end
+               and finding.level() <= k.level() for k in kept[-4:]):
+            continue
+        kept.append(finding)
+    return kept
+
+
+class Classifier:
+    """Built once per process from the config (patterns are compiled here, not at import);
+    ``classify`` is thread-safe and holds no state between calls."""
+
+    def __init__(self, config: ClassifyConfig | None = None) -> None:
+        self.config = config or ClassifyConfig()
+        self._enabled = self.config.enabled_types()
+        self._detectors: list[Detector] = build_detectors(self.config)
+        self._vocabulary = Vocabulary(HEALTH_WORDS.union(
+            *(detector.triggers for detector in self._detectors)))
+
+    def _scan(self, text: str) -> tuple[Scan, list[Finding]]:
+        scan = Scan.of(text, self._vocabulary)
+        enabled = self._enabled
+        found = [f for detector in self._detectors for f in detector.find(scan)
+                 if f.type in enabled]
+        return scan, _dedupe(found) if found else found
+
+    @staticmethod
+    def _level(findings: Iterable[Finding], health: bool) -> Sensitivity:
+        level = Sensitivity.PUBLIC
+        personal = False
+        for finding in findings:
+            level = max_level(level, finding.level())
+            personal = personal or finding.type in PERSONAL_TYPES
+            health = health or finding.type in _HEALTH_TYPES
+        if personal and health:
+            return Sensitivity.RESTRICTED
+        return level
+
+    def classify(self, text: str) -> Classification:
+        scan, findings = self._scan(text)
+        health = bool(findings) and has_health_context(scan)
+        return Classification(self._level(findings, health), tuple(findings))
+
+    def classify_messages(self, texts: Sequence[str]) -> ConversationClassification:
+        """One context for all ``texts`` (the messages of one request), spans per text."""
+        pairs: list[tuple[int, Finding]] = []
+        health = False
+        scans: list[Scan] = []
+        for index, text in enumerate(texts):
+            scan, findings = self._scan(text)
+            scans.append(scan)
+            pairs.extend((index, f) for f in findings)
+        if pairs:
+            health = any(has_health_context(scan) for scan in scans)
+        return ConversationClassification(self._level((f for _, f in pairs), health),
+                                          tuple(pairs))

@@ -1,0 +1,165 @@
+"""Names, dates and ages of a person, found through the words around them.
+
+No name list or NER model is used (none ships offline): a name is one to three capitalised
+words right after a title or a label ("Mr.", "Dr.", "Herr", "Frau", "Patient(in)", "Name:",
+"Employee:"), and later mentions of a found surname in the same text. A bare "John Smith" in
+running text is NOT caught, nor is a famous name used without such a title. A date is
+personal only after a birth, admission, discharge, death or visit cue ("DOB", "geb.",
+"entlassen am"); birth years before 1900 are treated as history. Ages count only above 89.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+
+from appliance.classify.detectors.base import Scan, words
+from appliance.classify.findings import Finding, FindingType
+
+_UPPER = "A-ZÄÖÜ"
+_LOWER = "a-zäöüßéèáàóòíìúùñç"
+_NAME_WORD = rf"[{_UPPER}](?:'[{_UPPER}])?[{_LOWER}]+(?:[{_UPPER}][{_LOWER}]+)?"
+_NAME = (rf"{_NAME_WORD}(?:-{_NAME_WORD})*(?:[ \t]+(?:(?:von|van|de|der|den|zu|da|di|le|la)"
+         rf"[ \t]+)?{_NAME_WORD}(?:-{_NAME_WORD})*){{0,2}}")
+_TITLES = r"(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Herrn|Herr|Frau|Hr|Fr|Sr|Sra|Mme|Mlle)\.?"
+_EXTRA_TITLES = (rf"(?:(?:{_TITLES}|Dipl\.-\w+\.?|Dr\.[ \t]?med\.|med\.|Univ\.[ \t]?Prof\.)"
+                 r"[ \t]+)*")
+_LABELS = (r"(?:[Pp]atient(?:in)?|[Pp]t\.?|[Rr]esident|[Cc]lient|[Ii]nsured|[Ss]ubscriber|"
+           r"[Gg]uarantor|[Ee]mployee|[Mm]itarbeiter(?:in)?|[Vv]ersicherte[rn]?|"
+           r"[Bb]ewohner(?:in)?|[Kk]lient(?:in)?|[Ee]mpfänger(?:in)?|[Aa]ntragsteller(?:in)?)")
+_NAME_LABELS = (r"(?:(?:[Ff]ull|[Ll]ast|[Ff]irst|[Pp]atient|[Ee]mployee|[Mm]ember|[Cc]ustomer|"
+                r"[Cc]ontact|[Ss]ubscriber|[Gg]uarantor)[ \t]+)?[Nn]ame|Nachname|Vorname|"
+                r"Familienname|Geburtsname|Ansprechpartner(?:in)?|Kontaktperson|"
+                r"Unterschrift|Signed|[Ss]igned[ \t]+by|Attending|Physician|Arzt|Ärztin|"
+                r"Pflegekraft|Nurse|Supervisor|Manager|Vorgesetzte[rn]?|Reported[ \t]+by|"
+                r"Gemeldet[ \t]+von|Operator|Bediener(?:in)?|Techniker(?:in)?")
+#: Capitalised words that follow "Patient" or a title but are not names.
+_NOT_NAMES = frozenset({
+    "Care", "Safety", "Portal", "Services", "Service", "Information", "Record", "Records",
+    "Name", "Education", "Satisfaction", "Experience", "Advocate", "Handbook", "Data", "Room",
+    "Zero", "Access", "Transport", "Flow", "Centered", "Engagement", "Rights", "Identifier",
+    "Id", "ID", "Number", "No", "Intake", "Summary", "History", "Status", "Consent", "Of",
+    "The", "A", "An", "And", "Or", "In", "On", "At", "For", "To", "With", "Is", "Was", "Has",
+    "Die", "Der", "Das", "Ein", "Eine", "Und", "Mit", "Ist", "War", "Hat", "Wurde", "Nach",
+    "Bei", "Am", "Im", "Vom", "Zur", "Zum", "Seit", "Mai", "Unknown", "Anonymous", "None",
+    "Strangelove", "Seuss", "Who", "House", "Jekyll", "Watson", "No.", "Nr", "Nummer",
+})
+_DATE = (r"(?P<date>\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})(?!\d)|\d{4}-\d{2}-\d{2}"
+         r"|\d{1,2}\.?[ \t]+(?:jan|feb|mär|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|dez|dec)"
+         r"[a-zä]*\.?,?[ \t]+\d{4}"
+         r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[ \t]+\d{1,2}"
+         r"(?:st|nd|rd|th)?,?[ \t]+\d{4})")
+_BIRTH_CUES = (r"dob|d\.o\.b\.?|date[ \t]+of[ \t]+birth|birth[ \t]?date|birthday|born"
+               r"|geb\.|geboren|geburtsdatum|geburtstag")
+_EVENT_CUES = (r"admitted|admission|admit|discharged|discharge|date[ \t]+of[ \t]+death|died"
+               r"|deceased|expired|date[ \t]+of[ \t]+service|dos|seen|visit|appointment"
+               r"|surgery|procedure|operated|aufgenommen|aufnahme|entlassen|entlassung"
+               r"|verstorben|sterbedatum|behandlungsdatum|op-datum|operiert|termin|vorstellung")
+
+
+_WORD_SPAN = re.compile(r"\S+")
+
+
+class NameDetector:
+    types = frozenset({FindingType.PERSON_NAME.value})
+
+    def __init__(self) -> None:
+        self._pattern = re.compile(
+            rf"(?<![\w.])(?:{_TITLES}[ \t]+|{_LABELS}[ \t]*:?[ \t]+|(?:{_NAME_LABELS})[ \t]*:[ \t]*)"
+            rf"{_EXTRA_TITLES}(?P<name>{_NAME})")
+        self.triggers = words(
+            "mr", "mrs", "ms", "mx", "miss", "dr", "prof", "herr", "frau", "hr", "fr", "sr",
+            "sra", "mme", "mlle", "herrn", "patient", "patientin", "pt", "resident", "client", "insured",
+            "subscriber", "guarantor", "employee", "mitarbeiter", "mitarbeiterin", "versicherte",
+            "versicherter", "versicherten", "bewohner", "bewohnerin", "klient", "klientin",
+            "empfänger", "empfängerin", "antragsteller", "antragstellerin", "name", "nachname",
+            "vorname", "familienname", "geburtsname", "ansprechpartner", "ansprechpartnerin",
+            "kontaktperson", "unterschrift", "signed", "attending", "physician", "arzt", "ärztin",
+            "pflegekraft", "nurse", "supervisor", "manager", "vorgesetzte", "vorgesetzter",
+            "reported", "gemeldet", "operator", "bediener", "bedienerin", "techniker",
+            "technikerin")
+
+    def find(self, scan: Scan) -> Iterator[Finding]:
+        windows = scan.windows(self.triggers, 2, 120)
+        if not windows:
+            return
+        text = scan.text
+        surnames: set[str] = set()
+        found: list[tuple[int, int]] = []
+        for match in (m for s, e in windows for m in self._pattern.finditer(text, s, e)):
+            start, end = match.span("name")
+            parts = list(_WORD_SPAN.finditer(text, start, end))
+            while parts and parts[-1].group() in _NOT_NAMES:
+                parts.pop()
+            if not parts or parts[0].group() in _NOT_NAMES:
+                continue
+            end = parts[-1].end()
+            found.append((start, end))
+            if len(parts) > 1 or not match.group().startswith(("Dr", "Prof")):
+                surnames.add(parts[-1].group())
+        for start, end in found:
+            yield Finding(FindingType.PERSON_NAME, start, end, 0.75)
+        starts = [start for start, _ in found]  # in text order, not overlapping
+        for surname in surnames:
+            if len(surname) < 3 or text.count(surname) < 2:
+                continue
+            for match in re.finditer(rf"(?<!\w){re.escape(surname)}(?!\w)", text):
+                at = bisect_right(starts, match.start()) - 1
+                if at < 0 or match.start() >= found[at][1]:
+                    yield Finding(FindingType.PERSON_NAME, match.start(), match.end(), 0.6)
+
+
+class PersonDateDetector:
+    types = frozenset({FindingType.DATE_OF_BIRTH.value, FindingType.PERSON_DATE.value})
+
+    def __init__(self) -> None:
+        self._pattern = re.compile(
+            rf"(?<![\w])(?:(?P<birth>{_BIRTH_CUES})|(?P<event>{_EVENT_CUES}))[\w]*"
+            rf"[^\n;]{{0,40}}?(?<!\d)(?:[ \t:,(]|am[ \t]|on[ \t]){_DATE}")
+        self._year = re.compile(r"(\d{4})|(?<=[./-])(\d{2})$")
+        self.triggers = words(
+            "dob", "date", "birth", "birthdate", "birthday", "born", "geb", "geboren",
+            "geburtsdatum", "geburtstag", "admitted", "admission", "admit", "discharged",
+            "discharge", "died", "deceased", "expired", "dos", "seen", "visit", "appointment",
+            "surgery", "procedure", "operated", "aufgenommen", "aufnahme", "entlassen",
+            "entlassung", "verstorben", "sterbedatum", "behandlungsdatum", "op", "operiert",
+            "termin", "vorstellung")
+
+    def find(self, scan: Scan) -> Iterator[Finding]:
+        if not scan.has_digit:
+            return
+        windows = scan.windows(self.triggers, 12, 80, ("d.o.b",))
+        for match in (m for s, e in windows for m in self._pattern.finditer(scan.lowered, s, e)):
+            start, end = match.span("date")
+            if match.group("birth"):
+                year = re.search(r"\d{4}", match.group("date"))
+                if year and int(year.group()) < 1900:
+                    continue
+                yield Finding(FindingType.DATE_OF_BIRTH, start, end, 0.85)
+            else:
+                yield Finding(FindingType.PERSON_DATE, start, end, 0.8)
+
+
+class AgeDetector:
+    """Ages over 89 (Safe Harbor aggregates them into "90 or older")."""
+
+    types = frozenset({FindingType.AGE_OVER_89.value})
+
+    def __init__(self) -> None:
+        self._pattern = re.compile(
+            r"(?<![\w])(?:(?:age[ds]?|alter|aged)[ \t]*:?[ \t]*(?:of[ \t]+|von[ \t]+)?(?P<a>\d{2,3})"
+            r"(?!\d|[.,]\d)|(?P<b>\d{2,3})[ \t-]?(?:years?|yrs?|y)[ \t-]?old"
+            r"|(?P<c>\d{2,3})[ \t]?(?:y/o|yo|y\.o\.|j\.)(?!\w)|(?P<d>\d{2,3})[ \t]jahre[ \t]alt"
+            r"|(?P<e>\d{2,3})-?jährige[rnms]?)")
+        self.triggers = words("age", "ages", "aged", "alter", "old", "yo", "jahre",
+                               "jährige", "jähriger", "jährigen", "jähriges", "jährigem")
+
+    def find(self, scan: Scan) -> Iterator[Finding]:
+        if not scan.has_digit:
+            return
+        windows = scan.windows(self.triggers, 12, 12, ("y/o", "y.o.", "j."))
+        for match in (m for s, e in windows for m in self._pattern.finditer(scan.lowered, s, e)):
+            group = match.lastgroup or "a"
+            if 90 <= int(match.group(group)) <= 125:
+                yield Finding(FindingType.AGE_OVER_89, match.start(group), match.end(group), 0.85)

@@ -1,0 +1,76 @@
+"""Classifier speed (microseconds per KB of text) and quality over the labelled corpus.
+
+    .venv/bin/python bench/classify_speed.py [--repeats N]
+
+Runs the default ``Classifier`` over every corpus item, `repeats` times, and prints the
+median time per KB for identifier-bearing text, benign text and all of it, next to a
+baseline measured in the same run (one ``str.lower`` + word split, the floor any
+word-cue classifier pays), plus recall and the false-positive rate as the tests define them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from appliance.classify import Classifier, Sensitivity  # noqa: E402
+from tests.appliance.classify.corpus import Item, benign_items, identifier_items  # noqa: E402
+
+
+def _us_per_kb(texts: list[str], fn: Callable[[str], object], repeats: int) -> float:
+    size_kb = sum(len(t.encode()) for t in texts) / 1024
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for text in texts:
+            fn(text)
+        runs.append((time.perf_counter() - start) * 1e6 / size_kb)
+    return statistics.median(runs)
+
+
+def quality(classifier: Classifier, ids: list[Item], benign: list[Item]) -> tuple[float, float]:
+    recalled = 0
+    for item in ids:
+        result = classifier.classify(item.text)
+        if result.sensitivity >= item.level and item.types <= {f.type for f in result.findings}:
+            recalled += 1
+    false_pos = sum(1 for item in benign
+                    if (r := classifier.classify(item.text)).findings
+                    or r.sensitivity > Sensitivity.INTERNAL)
+    return recalled / len(ids), false_pos / len(benign)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    ids, benign = identifier_items(), benign_items()
+    classifier = Classifier()
+    words = re.compile(r"[a-zäöüß]+")
+    id_texts, benign_texts = [i.text for i in ids], [i.text for i in benign]
+    all_texts = id_texts + benign_texts
+    # the same texts joined into ~4 KB documents: fixed per-call costs spread out
+    joined = ["\n\n".join(all_texts[i:i + 20]) for i in range(0, len(all_texts), 20)]
+    baseline = _us_per_kb(all_texts, lambda t: frozenset(words.findall(t.lower())),
+                          args.repeats)
+    print(f"corpus: {len(ids)} identifier items, {len(benign)} benign items, "
+          f"{sum(len(t.encode()) for t in all_texts) / 1024:.1f} KB; python "
+          f"{sys.version.split()[0]}; median of {args.repeats} repeats")
+    for label, texts in (("identifier items", id_texts), ("benign items", benign_texts),
+                         ("all items", all_texts), ("~4 KB documents", joined)):
+        us = _us_per_kb(texts, classifier.classify, args.repeats)
+        print(f"{label:>18}: {us:7.1f} us/KB  ({us / baseline:5.1f}x baseline)")
+    print(f"{'baseline':>18}: {baseline:7.1f} us/KB  (lower() + word split)")
+    recall, fpr = quality(classifier, ids, benign)
+    print(f"recall {recall:.3f} (target >= 0.98), false-positive rate {fpr:.3f} (target <= 0.05)")
+
+
+if __name__ == "__main__":
+    main()
