@@ -94,14 +94,20 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
             parent = LEVELS[kind].parent_kind
             if args.action == "create":
                 entities = [identity.create(kind, args.name, getattr(args, parent or "", None))]
+                db.queue_admin_event("config_changed", "cli", change=f"{kind} created",
+                                     id=entities[0].id)
             elif args.action == "list":
                 entities = identity.list(kind, getattr(args, parent or "", None), args.all)
             elif args.action == "show":
                 entities = [identity.get(kind, args.id)]
             elif args.action == "update":
                 entities = [identity.rename(kind, args.id, args.name)]
+                db.queue_admin_event("config_changed", "cli", change=f"{kind} renamed",
+                                     id=entities[0].id)
             else:
                 entities = [identity.disable(kind, args.id)]
+                db.queue_admin_event("config_changed", "cli", change=f"{kind} disabled",
+                                     id=entities[0].id)
             _print(args, [e.to_dict() for e in entities],
                    ["id", "name", "parent_id", "disabled_at"])
             return 0
@@ -110,6 +116,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
             app = identity.get("app", args.app).id if args.app else None
             plaintext, key = keys.create(args.name, args.role, tuple(args.scopes or ["*"]),
                                          _expiry(args.expires_in_days), app)
+            db.queue_admin_event("key_created", "cli", key_id=key.id, role=key.role)
             if not args.json:
                 print(f"{key.id}: {plaintext}\n(the key is shown only this once)")
                 return 0
@@ -124,8 +131,10 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
             found = [keys.update(args.id, name=args.name,
                                  scopes=tuple(args.scopes) if args.scopes else None,
                                  expires_at=_expiry(args.expires_in_days))]
+            db.queue_admin_event("config_changed", "cli", change="key updated", id=args.id)
         else:
             found = [keys.revoke(args.id)]
+            db.queue_admin_event("key_revoked", "cli", key_id=found[0].id)
         _print(args, [k.to_dict() for k in found],
                ["id", "name", "role", "app_id", "display", "revoked_at"])
         return 0

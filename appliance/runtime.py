@@ -8,13 +8,14 @@ embedding model: slow, run in the lifespan before the socket accepts requests).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from appliance.audit import AuditLog, admin_event
+from appliance.audit import AdminEvent, AuditLog, admin_event
 from appliance.classify import Classifier
 from appliance.config import Config
 from appliance.datadir import DataDir
@@ -110,6 +111,19 @@ class Runtime:
         key_id = getattr(self, "_bootstrap_key_id", None)
         if key_id is not None:
             self.audit_log.submit(admin_event("key_created", key_id=key_id, role="admin"))
+
+    async def drain_admin_events(self) -> int:
+        """Move administrative events the CLI queued in state.db into the audit log, keeping
+        their time; each row is deleted only once its record is written."""
+        assert self.db is not None
+        rows = self.db.conn.execute(
+            "SELECT id, time, kind, actor, detail FROM audit_outbox ORDER BY id LIMIT 500"
+        ).fetchall()
+        for row_id, when, kind, actor, detail in rows:
+            await self.audit_log.append(AdminEvent(time=when, kind=kind, actor=actor,
+                                                   detail=json.loads(detail)))
+            self.db.conn.execute("DELETE FROM audit_outbox WHERE id = ?", (row_id,))
+        return len(rows)
 
     async def record_admin_event(self, kind: str, actor: str, **detail: str) -> None:
         await self.audit_log.append(admin_event(kind, actor, **detail))  # type: ignore[arg-type]

@@ -71,14 +71,31 @@ def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
         interval = systemd.watchdog_interval()
         if interval is not None:
             watchdog = asyncio.create_task(systemd.watchdog_loop(interval))
+        outbox = asyncio.create_task(_drain_admin_events(runtime))
         try:
             yield
         finally:
+            outbox.cancel()
+            try:  # whatever the CLI queued since the last round, before the "stop" event
+                await runtime.drain_admin_events()
+            except Exception:  # noqa: BLE001 - the rows stay queued for the next start
+                log.exception("could not move queued admin events into the audit log")
             if watchdog is not None:
                 watchdog.cancel()
             await asyncio.to_thread(runtime.close)
 
     return lifespan
+
+
+async def _drain_admin_events(runtime: Runtime, every: float = 2.0) -> None:
+    """Changes made with the CLI while the daemon runs reach the audit log within ``every``
+    seconds (and at the next start when it was stopped)."""
+    while True:
+        try:
+            await runtime.drain_admin_events()
+        except Exception:  # noqa: BLE001 - retried next round; the rows stay queued
+            log.exception("could not move queued admin events into the audit log")
+        await asyncio.sleep(every)
 
 
 def configure_logging(level: str) -> None:

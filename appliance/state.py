@@ -7,6 +7,7 @@ migrations applied in order at open, so an upgraded appliance opens an older dat
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -75,6 +76,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX usage_time ON usage(time);
     """,
+    # 4: administrative events made outside the daemon (the CLI), waiting to be written to
+    # the audit log, which only the daemon's writer may append to. Drained, then deleted.
+    """
+    CREATE TABLE audit_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
+        actor TEXT NOT NULL, detail TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -109,6 +118,11 @@ class StateDB:
             "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (str(time.time()),),
         )
+
+    def queue_admin_event(self, kind: str, actor: str, **detail: str) -> None:
+        """Queue an administrative event for the audit log (see ``Runtime.drain_admin_events``)."""
+        self.conn.execute("INSERT INTO audit_outbox(time, kind, actor, detail) VALUES (?,?,?,?)",
+                          (time.time(), kind, actor, json.dumps(detail)))
 
     def close(self) -> None:
         self.conn.close()

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         if args.action == "set":
             limits = store.set_limits(args.kind, args.id,
                                       **{n: getattr(args, n) for n in LIMIT_FIELDS})
+            db.queue_admin_event("policy_changed", "cli", change="limits set",
+                                 scope=f"{args.kind}:{args.id}")
             print(json.dumps({"kind": args.kind, "id": args.id, **limits.to_dict()}))
             return 0
         stored = [{"kind": k, "id": i, **lim.to_dict()} for k, i, lim in store.list_limits()]

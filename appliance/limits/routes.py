@@ -59,9 +59,12 @@ async def limits(request: Request) -> Response:
     if request.method == "GET":
         _caller(request, READERS)
     else:
-        _caller(request, WRITERS)
+        caller = _caller(request, WRITERS)
         body: LimitsUpdate = decode(await request.body(), LimitsUpdate)
         limiter.set_limits(kind, scope_id, **msgspec.structs.asdict(body))
+        await _runtime(request).record_admin_event("policy_changed", caller.id,
+                                                   change="limits set",
+                                                   scope=f"{kind}:{scope_id}")
     return JSONResponse({"kind": kind, "id": scope_id,
                          **limiter.effective_limits(kind, scope_id).to_dict()})
 

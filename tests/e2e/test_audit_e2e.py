@@ -114,3 +114,23 @@ def test_sigkill_under_load_loses_no_acknowledged_record(
     missing = [rid for rid in acknowledged if rid not in recorded]
     assert len(acknowledged) > 40
     assert not missing, f"{len(missing)} acknowledged requests have no audit record: {missing[:5]}"
+
+
+def test_cli_changes_reach_the_audit_log(tmp_path: Path,
+                                         fresh_server: list[ServerProcess]) -> None:
+    data = make_data_dir(tmp_path)
+    stopped = run_cli("tenants", "create", "Offline Clinic", data_dir=data)  # no daemon yet
+    assert stopped.returncode == 0, stopped.stderr
+    proc = ServerProcess(data, '[local]\nembedding_model = ""\n').start()
+    fresh_server.append(proc)
+    created = run_cli("keys", "create", "ops", "--role", "operator", "--json", data_dir=data)
+    assert created.returncode == 0, created.stderr
+    key_id = json.loads(created.stdout)["id"]
+    assert run_cli("keys", "revoke", key_id, data_dir=data).returncode == 0
+    assert proc.stop() == 0  # the daemon drains the queue at least once more before stopping
+    admin = [r for r in audit_records(data) if r.get("type") == "admin"]
+    details = [(r["kind"], r.get("actor"), r.get("detail", {})) for r in admin]
+    assert any(k == "config_changed" and a == "cli" and d.get("change") == "tenant created"
+               for k, a, d in details)
+    assert any(k == "key_created" and d.get("key_id") == key_id for k, _, d in details)
+    assert any(k == "key_revoked" and d.get("key_id") == key_id for k, _, d in details)
