@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from appliance.errors import RateLimited
-from appliance.keys import ApiKey
+from appliance.keys import ApiKey, KeyStore
 from appliance.limits import Limiter, LimitsPolicyConfig, PricingConfig, UsageLedger, UsageRow
 from appliance.limits.config import DefaultLimits, LevelLimits
 from appliance.state import StateDB
@@ -93,6 +93,15 @@ def main() -> None:
         def baseline(i: int) -> None:
             pass
 
+        # Authentication: the keyed hash of the presented key and one indexed lookup in the
+        # same state.db (WAL) the daemon uses, with 1,000 keys stored.
+        key_db = StateDB(path)
+        key_store = KeyStore(key_db, b"\x01" * 32)
+        presented = [key_store.create(f"k{i}", role="admin")[0] for i in range(1000)]
+
+        def authenticate(i: int) -> None:
+            key_store.lookup(presented[i % len(presented)])
+
         results: dict[str, list[float]] = {}
         for label, pool in (("1 key", keys(1)), ("10,000 keys", keys(10_000))):
             limiter = Limiter(POLICY)
@@ -114,7 +123,10 @@ def main() -> None:
                     per_request_us(headers, n))
                 results.setdefault("ledger.record", []).append(
                     per_request_us(lambda i: ledger.record(row), n))
+                results.setdefault("authenticate (HMAC + lookup)", []).append(
+                    per_request_us(authenticate, n))
         ledger.close()
+        key_db.close()
         written = ledger.written
     base = statistics.median(results["baseline (empty call)"])
     print(f"limits overhead: {n} requests x {args.reps} reps, medians; 4 levels, all limits on;"
