@@ -15,6 +15,7 @@ checkpointed with the device's Ed25519 key. Modules, by concept:
     query        decrypting search and export
     retention    purging whole segments behind a signed anchor
     rotate       re-wrapping data keys under a new master key
+    routes       ``GET /admin/v1/audit``
     cli          ``appliance audit ...``
 """
 

@@ -28,7 +28,10 @@ class AuditConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
     checkpoint_every_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     #: What of the prompt and response a request record keeps.
     content: ContentMode = "hashed"
-    #: Whole segments older than this are purged by ``appliance audit purge``; 0 keeps forever.
+    #: Whole segments older than this are purged by the running daemon's writer (at start and
+    #: every ``retention_check_seconds``) or, daemon stopped, by ``appliance audit purge``;
+    #: 0 keeps forever.
     retention_days: Annotated[int, msgspec.Meta(ge=0)] = 0
+    retention_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
     #: A segment is closed and a new one (with a fresh data key) begun past this size.
     segment_max_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 64 * 1024 * 1024

@@ -1,8 +1,11 @@
 """Decrypting search and export, for auditors and for ``appliance audit search|export``.
 
 Reading needs the audit master key, so it runs on the box (or wherever the key was taken
-deliberately). Records are read in order, segment by segment; a torn tail being written by the
-running daemon simply ends the scan. Filters apply to decrypted fields, so they cost a full
+deliberately). Records are read in order, segment by segment, while the running daemon may be
+appending and purging: each segment is read as it stands and only its complete frames are used
+(a frame being written is a torn tail, which ends that segment's scan and is not an error), the
+newest segment is skipped while its header is still being written, and a segment retention
+deleted after it was listed is skipped. Filters apply to decrypted fields, so they cost a full
 scan: the log is built for proof and export, not as an index.
 """
 
@@ -18,10 +21,10 @@ import msgspec
 
 from appliance.audit.crypto import RecordCipher, find_master, load_master_keys
 from appliance.audit.records import AdminEvent, Record, RequestRecord, decode_record
-from appliance.audit.segments import SegmentHeader, Tail, list_segments, scan
+from appliance.audit.segments import HEADER_SIZE, SegmentHeader, Tail, list_segments, scan
 from appliance.datadir import DataDir
 
-_SENSITIVITY = ("public", "internal", "confidential", "restricted")
+SENSITIVITY_LEVELS = ("public", "internal", "confidential", "restricted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +70,10 @@ class Filters:
         if self.model is not None and self.model not in (r.model_requested, r.model_served):
             return False
         if self.sensitivity is not None:
-            level = _SENSITIVITY.index(self.sensitivity) if self.sensitivity in _SENSITIVITY \
-                else -1
-            have = _SENSITIVITY.index(r.sensitivity) if r.sensitivity in _SENSITIVITY else -1
+            level = SENSITIVITY_LEVELS.index(self.sensitivity) \
+                if self.sensitivity in SENSITIVITY_LEVELS else -1
+            have = SENSITIVITY_LEVELS.index(r.sensitivity) \
+                if r.sensitivity in SENSITIVITY_LEVELS else -1
             return have >= level if level >= 0 else r.sensitivity == self.sensitivity
         return True
 
@@ -82,11 +86,19 @@ def iter_records(data_dir: DataDir | Path) -> Iterator[tuple[int, Record]]:
 
 
 def iter_segment_records(data_dir: DataDir | Path) -> Iterator[tuple[int, int, Record]]:
-    """(segment index, seq, record), oldest first."""
+    """(segment index, seq, record), oldest first; safe beside the running writer (see the
+    module docstring). Damage that is not a torn tail also ends a segment's scan: naming it
+    is ``verify``'s job."""
     data = data_dir if isinstance(data_dir, DataDir) else DataDir(Path(data_dir))
     masters = load_master_keys(data, create=False)
-    for index, path in list_segments(data.audit):
-        raw = path.read_bytes()
+    segments = list_segments(data.audit)
+    for position, (index, path) in enumerate(segments):
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            continue  # purged by retention since it was listed
+        if len(raw) < HEADER_SIZE and position == len(segments) - 1:
+            continue  # just created by the writer; its header is not written yet
         header = SegmentHeader.decode(raw)
         cipher = RecordCipher(find_master(masters, header.master_key_id).unwrap(
             header.wrapped_key), header.segment_id)

@@ -28,6 +28,7 @@ AdminKind = Literal[
     "recovered_torn_tail",
     "master_key_rotated",
     "purged",
+    "audit_read",
 ]
 
 

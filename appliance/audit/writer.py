@@ -9,13 +9,16 @@ throughput grows with concurrency instead of being capped at one fsync per reque
 ``fsync_interval_ms``. Checkpoints are signed only over records already flushed.
 
 One writer per data directory is enforced with an exclusive ``flock`` on ``audit/.lock``, which
-the offline commands (purge, master-key rotation) take too.
+the offline commands (purge, master-key rotation) take too. Holding that lock, the daemon's
+writer applies the retention policy itself: at start and every ``retention_check_seconds`` it
+purges the segments that are due (never the one it is writing), between batches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -35,6 +38,7 @@ from appliance.audit.crypto import (
 )
 from appliance.audit.records import Content, Record, admin_event, encode_record, shape_content
 from appliance.audit.recovery import LogState, recover
+from appliance.audit.retention import PurgeResult, purge_segments
 from appliance.audit.segments import (
     HEADER_SIZE,
     SegmentHeader,
@@ -46,6 +50,7 @@ from appliance.audit.segments import (
 from appliance.datadir import DataDir
 
 LOCK_FILE = ".lock"
+log = logging.getLogger("appliance.audit")
 
 
 class AuditUnavailable(Exception):
@@ -87,6 +92,8 @@ class AuditLog:
         self.fsyncs = 0
         self.records_written = 0
         self.checkpoints_written = 0
+        #: Segments deleted by retention since start.
+        self.segments_purged = 0
         #: What recovery repaired at start (also recorded as admin events).
         self.recovery_notes: list[dict[str, str]] = []
         self._cond = threading.Condition()
@@ -106,13 +113,17 @@ class AuditLog:
         self._last_checkpoint = 0.0
         self._last_fsync = 0.0
         self._lifecycle = True
+        self._retain = False
+        self._next_retention = 0.0
 
     # lifecycle ----------------------------------------------------------------------------
 
     def start(self, lifecycle_events: bool = True) -> None:
-        """Lock, load keys, recover from a crash, start the writer thread, record ``start``
-        (and ``stop`` at close) unless ``lifecycle_events`` is False (offline commands)."""
+        """Lock, load keys, recover from a crash, purge what retention says is due, start the
+        writer thread, record ``start`` (and ``stop`` at close). Offline commands pass
+        ``lifecycle_events=False``: no lifecycle events, and no retention."""
         self._lifecycle = lifecycle_events
+        self._retain = lifecycle_events and self.config.retention_days > 0
         self.data.audit.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_fd = lock_audit_dir(self.data.audit)
         try:
@@ -132,6 +143,7 @@ class AuditLog:
         except BaseException:
             self._release()
             raise
+        purged = self._purge_due() if self._retain else None
         self._last_checkpoint = self._last_fsync = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -143,6 +155,8 @@ class AuditLog:
         if lifecycle_events:
             self.submit(admin_event("start", durability=self.config.durability,
                                     content=self.config.content))
+        if purged is not None:
+            self._record_purge(purged)
 
     def close(self) -> None:
         """Record ``stop``, flush everything, sign a last checkpoint, release the lock."""
@@ -210,6 +224,10 @@ class AuditLog:
                 if batch:
                     self._write_batch(batch)
                 self._periodic(force=closing and not batch)
+                if self._retain and not closing and time.monotonic() >= self._next_retention:
+                    purged = self._purge_due()
+                    if purged is not None:
+                        self._record_purge(purged)
             except BaseException as exc:  # disk full, I/O error: fail every waiter, stop
                 self._fail(exc, batch)
                 return
@@ -222,6 +240,8 @@ class AuditLog:
             deadline = self._last_fsync + self.config.fsync_interval_ms / 1000
         if self._since_checkpoint:
             deadline = min(deadline, self._last_checkpoint + self.config.checkpoint_every_seconds)
+        if self._retain:
+            deadline = min(deadline, self._next_retention)
         return deadline
 
     def _write_batch(self, batch: list[_Pending]) -> None:
@@ -292,6 +312,30 @@ class AuditLog:
         self.checkpoints_written += 1
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
+
+    def _purge_due(self) -> PurgeResult | None:
+        """Purge the due segments before the current one; what was purged, if anything. A
+        failed purge is logged and tried again at the next check: it must not stop the log."""
+        state, signer = self._state, self._signer
+        assert state is not None and state.header is not None and signer is not None
+        self._next_retention = time.monotonic() + self.config.retention_check_seconds
+        try:
+            result = purge_segments(self.data, self.config.retention_days, state.header.index,
+                                    signer)
+        except Exception:  # noqa: BLE001 - a damaged old segment, a missing key, disk trouble
+            log.exception("audit retention: purge failed; retrying in %.0fs",
+                          self.config.retention_check_seconds)
+            return None
+        self.segments_purged += result.segments
+        return result if result.segments else None
+
+    def _record_purge(self, result: PurgeResult) -> None:
+        """Queue the ``purged`` event; the writer thread writes it even if ``close`` began."""
+        event = admin_event("purged", segments=str(result.segments),
+                            records=str(result.records), anchor_seq=str(result.anchor_seq))
+        with self._cond:
+            self._queue.append((encode_record(event), Future()))
+            self._cond.notify()
 
     def _begin_segment(self) -> None:
         """Close the current segment durably and start the next one with a fresh data key."""

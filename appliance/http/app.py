@@ -24,6 +24,7 @@ from starlette.types import Receive
 from appliance.errors import ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable
 from appliance.http.admin import admin_routes
 from appliance.limits.routes import limits_routes
+from appliance.audit.routes import audit_routes
 from appliance.http.middleware import AccessLogMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from appliance.http.responses import (EventStreamResponse, JSONResponse, error_response,
                                       generation_body, openai_errors, sse_events)
@@ -181,6 +182,7 @@ def build_app(runtime: Runtime, lifespan: Any) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         *admin_routes(),
         *limits_routes(),
+        *audit_routes(),
     ]
     middleware = [
         Middleware(AccessLogMiddleware, enabled=server.access_log),

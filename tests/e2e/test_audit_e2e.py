@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from appliance.audit import AuditConfig, AuditLog, RequestRecord
+from appliance.audit.segments import list_segments
 from tests.conftest import ServerProcess, make_data_dir, run_cli
 
 CHAT = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}],
@@ -134,3 +138,109 @@ def test_cli_changes_reach_the_audit_log(tmp_path: Path,
                for k, a, d in details)
     assert any(k == "key_created" and d.get("key_id") == key_id for k, _, d in details)
     assert any(k == "key_revoked" and d.get("key_id") == key_id for k, _, d in details)
+
+
+def test_admin_audit_route_filters_streams_refuses_and_is_itself_audited(
+        tmp_path: Path, fresh_server: list[ServerProcess]) -> None:
+    data = make_data_dir(tmp_path)
+    proc = ServerProcess(data).start()
+    fresh_server.append(proc)
+
+    def call(method: str, path: str, key: str | None = None, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, proc.url + "/admin/v1" + path, timeout=60,
+                             headers={"authorization": f"Bearer {key or proc.admin_key}"},
+                             **kwargs)
+
+    tenant = call("POST", "/tenants", json={"name": "Audit Clinic"}).json()
+    dept = call("POST", "/departments", json={"name": "Cardio", "tenant_id": tenant["id"]}).json()
+    app = call("POST", "/apps", json={"name": "ehr", "department_id": dept["id"]}).json()
+    keys = {role: call("POST", "/keys", json={"name": role, "role": role,
+                                               "app_id": app["id"] if role == "client" else None}
+                       ).json() for role in ("client", "operator", "auditor")}
+    client = keys["client"]
+    with httpx.Client(base_url=proc.url, timeout=60,
+                      headers={"authorization": f"Bearer {client['key']}"}) as http:
+        assert http.post("/v1/chat/completions", json=CHAT,
+                         headers={"x-request-id": "route-ok"}).status_code == 200
+        assert http.post("/v1/chat/completions", json={**CHAT, "model": "nope"},
+                         headers={"x-request-id": "route-404"}).status_code == 404
+    auditor, reads = keys["auditor"]["key"], 0
+
+    def read(key: str | None = None, **params: str) -> httpx.Response:
+        nonlocal reads
+        response = call("GET", "/audit", key, params=params)
+        reads += response.status_code == 200
+        return response
+
+    mine = read(auditor, key_id=client["id"], tenant=tenant["id"])
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert body["object"] == "list" and body["has_more"] is False
+    assert [r["request_id"] for r in body["data"]] == ["route-ok", "route-404"]
+    served = read(auditor, key_id=client["id"], model="gemma-3-270m", since="2000-01-01",
+                  until=str(time.time() + 3600), action="allow", sensitivity="public",
+                  type="request").json()["data"]
+    assert [r["request_id"] for r in served] == ["route-ok"]
+    assert read(auditor, key_id=client["id"], since=str(time.time() + 3600)).json()["data"] == []
+    page = read(limit="1").json()
+    assert len(page["data"]) == 1 and page["has_more"] is True
+    assert page["data"][0]["kind"] == "start"  # oldest first
+
+    export = read(format="jsonl", key_id=client["id"])
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in export.text.splitlines()]
+    assert [r["request_id"] for r in lines] == ["route-ok", "route-404"]
+    assert lines[0]["seq"] < lines[1]["seq"]
+
+    for role in ("operator", "client"):
+        refused = read(keys[role]["key"])
+        assert refused.status_code == 403, role
+        assert refused.json()["error"]["code"] == "permission_denied"
+    assert read("sk-not-a-key").status_code == 401
+    for params, param in (({"limit": "5000"}, "limit"), ({"limit": "x"}, "limit"),
+                          ({"since": "yesterday"}, "since"), ({"until": "inf"}, "until"),
+                          ({"sensitivity": "secret"}, "sensitivity"), ({"type": "x"}, "type"),
+                          ({"format": "csv"}, "format"), ({"tenant_id": "t"}, "tenant_id")):
+        bad = read(**params)
+        assert bad.status_code == 400, params
+        assert bad.json()["error"]["param"] == param
+        assert bad.json()["error"]["type"] == "invalid_request_error"
+
+    events = read(type="admin").json()["data"]
+    audit_reads = [e for e in events if e["kind"] == "audit_read"]
+    assert len(audit_reads) == reads - 1  # every successful read but this one, no refusal
+    auditor_id = keys["auditor"]["id"]
+    assert [e["actor"] for e in audit_reads[:3]] == [auditor_id] * 3
+    assert audit_reads[0]["detail"] == {"key_id": client["id"], "tenant": tenant["id"],
+                                        "returned": "2"}
+    assert audit_reads[4]["detail"] == {"format": "jsonl", "key_id": client["id"]}
+    assert audit_reads[4]["actor"] not in (auditor_id, client["id"])  # the admin key
+    assert proc.stop() == 0
+    verified = run_cli("audit", "verify", data_dir=data)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_running_daemon_purges_segments_past_retention(
+        tmp_path: Path, fresh_server: list[ServerProcess]) -> None:
+    data = make_data_dir(tmp_path)
+    small = AuditConfig(segment_max_bytes=4096)
+    log = AuditLog(data, small)  # a log written ten days ago
+    log.start()
+    old = time.time() - 10 * 86400
+    for future in [log.submit(RequestRecord(request_id=f"old-{i}", time=old))
+                   for i in range(100)]:
+        future.result()
+    log.close()
+    segments = list_segments(data / "audit")
+    assert len(segments) >= 3
+    proc = ServerProcess(data, "[audit]\nretention_days = 1\nsegment_max_bytes = 4096\n")
+    fresh_server.append(proc.start())
+    assert list_segments(data / "audit") == segments[-1:]  # the current one stays
+    with proc.client() as http:
+        assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
+    assert proc.stop() == 0
+    verified = run_cli("audit", "verify", data_dir=data)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    purged = [r for r in audit_records(data) if r.get("kind") == "purged"]
+    assert purged and purged[0]["detail"]["segments"] == str(len(segments) - 1)  # type: ignore[index]
