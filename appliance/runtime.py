@@ -8,12 +8,15 @@ embedding model: slow, run in the lifespan before the socket accepts requests).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from appliance.audit import AdminEvent, AuditLog, admin_event
 from appliance.classify import Classifier
@@ -111,6 +114,21 @@ class Runtime:
         key_id = getattr(self, "_bootstrap_key_id", None)
         if key_id is not None:
             self.audit_log.submit(admin_event("key_created", key_id=key_id, role="admin"))
+        self._record_config_change()
+
+    def _record_config_change(self) -> None:
+        """Record a ``config_changed`` event when the effective configuration differs from the
+        one the last start ran with (only its digest is kept, never its values)."""
+        assert self.db is not None
+        digest = hashlib.sha256(msgspec.json.encode(self.config)).hexdigest()
+        row = self.db.conn.execute("SELECT value FROM meta WHERE key = 'config_sha256'").fetchone()
+        if row is not None and row[0] == digest:
+            return
+        self.audit_log.submit(admin_event(
+            "config_changed", change="configuration loaded", sha256=digest,
+            previous_sha256=row[0] if row else ""))
+        self.db.conn.execute("INSERT INTO meta(key, value) VALUES ('config_sha256', ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (digest,))
 
     async def drain_admin_events(self) -> int:
         """Move administrative events the CLI queued in state.db into the audit log, keeping

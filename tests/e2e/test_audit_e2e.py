@@ -244,3 +244,17 @@ def test_the_running_daemon_purges_segments_past_retention(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     purged = [r for r in audit_records(data) if r.get("kind") == "purged"]
     assert purged and purged[0]["detail"]["segments"] == str(len(segments) - 1)  # type: ignore[index]
+
+
+def test_a_changed_configuration_is_recorded_once(tmp_path: Path,
+                                                  fresh_server: list[ServerProcess]) -> None:
+    data = make_data_dir(tmp_path)
+    for config in ('[local]\nembedding_model = ""\n',) * 2 + (
+            '[local]\nembedding_model = ""\n[server]\nshutdown_grace_seconds = 5\n',):
+        proc = ServerProcess(data, config).start()
+        fresh_server.append(proc)
+        assert proc.stop() == 0
+    loaded = [r for r in audit_records(data) if r.get("kind") == "config_changed"
+              and r.get("detail", {}).get("change") == "configuration loaded"]
+    assert len(loaded) == 2  # the first start, and the start with a different config
+    assert loaded[1]["detail"]["previous_sha256"] == loaded[0]["detail"]["sha256"]
