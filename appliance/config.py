@@ -18,6 +18,7 @@ import msgspec
 from appliance.audit.config import AuditConfig
 from appliance.classify.config import ClassifyConfig
 from appliance.limits.config import LimitsPolicyConfig
+from appliance.providers.config import ProviderConfig
 from appliance.validation import describe
 
 DEFAULT_DATA_DIR = Path(".appliance")
@@ -78,6 +79,26 @@ class LocalModelsConfig(_Section, frozen=True):
     embedding_threads: PositiveInt = 1
 
 
+Zone = Literal["device", "site", "cloud"]
+Zones = tuple[Zone, ...]
+
+
+class ZonePolicyConfig(_Section, frozen=True):
+    """Which zones each sensitivity level may reach. A request whose level may not reach the
+    zone of the model it asked for is refused (403 ``sensitivity_policy``) before any upstream
+    call: the appliance fails closed. The defaults keep personal data, secrets and health
+    information on the premises."""
+
+    public: Zones = ("device", "site", "cloud")
+    internal: Zones = ("device", "site", "cloud")
+    confidential: Zones = ("device", "site")
+    restricted: Zones = ("device", "site")
+
+
+class PolicyConfig(_Section, frozen=True):
+    allowed_zones: ZonePolicyConfig = ZonePolicyConfig()
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     #: Overridden by ``--data-dir`` and by $APPLIANCE_DATA_DIR.
     data_dir: str | None = None
@@ -85,6 +106,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     limits: LimitsConfig = LimitsConfig()
     local: LocalModelsConfig = LocalModelsConfig()
     classify: ClassifyConfig = ClassifyConfig()
+    policy: PolicyConfig = PolicyConfig()
+    #: Model servers on site and cloud providers, as ``[[providers]]`` tables.
+    providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     limits_policy: LimitsPolicyConfig = LimitsPolicyConfig()
     audit: AuditConfig = AuditConfig()
 

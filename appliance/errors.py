@@ -9,6 +9,7 @@ the OpenAI error ``type`` and ``code``, so the HTTP layer shapes them all the sa
     │   └── ContextLengthExceeded       400 code=context_length_exceeded
     ├── AuthenticationFailed            401 code=invalid_api_key
     ├── PermissionDenied                403 code=permission_denied
+    │   └── PolicyBlocked               403 code=sensitivity_policy
     ├── NotFound                        404 code=not_found
     │   └── ModelNotFound               404 code=model_not_found
     ├── MethodNotAllowed                405
@@ -16,6 +17,7 @@ the OpenAI error ``type`` and ``code``, so the HTTP layer shapes them all the sa
     ├── PayloadTooLarge                 413 code=payload_too_large
     ├── RateLimited                     429 rate_limit_error        (retry_after seconds)
     ├── UpstreamError                   502 upstream_error
+    │   └── UpstreamTimeout             504 code=upstream_timeout
     └── ServiceUnavailable              503 service_unavailable     (retry_after seconds)
         └── Overloaded                  503 code=queue_full
 
@@ -97,6 +99,12 @@ class PermissionDenied(ApplianceError):
     code = "permission_denied"
 
 
+class PolicyBlocked(PermissionDenied):
+    """The request's sensitivity may not reach the zone of the model it asked for."""
+
+    code = "sensitivity_policy"
+
+
 class NotFound(ApplianceError):
     status = 404
     error_type = "invalid_request_error"
@@ -135,6 +143,13 @@ class UpstreamError(ApplianceError):
     status = 502
     error_type = "upstream_error"
     code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not connect, start or continue answering in time."""
+
+    status = 504
+    code = "upstream_timeout"
 
 
 class ServiceUnavailable(ApplianceError):

@@ -26,13 +26,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from appliance.audit import AuditLog, AuditUnavailable, Content, Principal, RequestRecord
 from appliance.classify import Classifier
-from appliance.config import LimitsConfig
+from appliance.config import LimitsConfig, PolicyConfig
 from appliance.classify import Sensitivity
 from appliance.errors import (ApplianceError, AuthenticationFailed, InvalidRequest,
-                              ServiceUnavailable)
+                              PolicyBlocked, ServiceUnavailable)
 from appliance.keys import ApiKey, KeyStore
 from appliance.limits import Limiter, Reservation, TokenEstimator, UsageLedger, UsageRow
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
@@ -51,6 +52,8 @@ class RequestContext:
     request: GenerationRequest | EmbeddingRequest | None = None
     route: Route | None = None
     sensitivity: str = "public"
+    #: What policy did: allow, redact, reroute or block (recorded in the audit log).
+    action: Literal["allow", "redact", "reroute", "block"] = "allow"
     #: Types of the identifiers found (never their values), for routing and the audit record.
     finding_types: tuple[str, ...] = ()
     #: A level the client declared (``x-data-classification``): it can raise, never lower.
@@ -88,8 +91,10 @@ class Pipeline:
     def __init__(self, keys: KeyStore, router: Router, limits: LimitsConfig,
                  audit_log: AuditLog | None = None,
                  accounting: Accounting | None = None,
-                 classifier: Classifier | None = None) -> None:
+                 classifier: Classifier | None = None,
+                 policy: PolicyConfig | None = None) -> None:
         self.keys = keys
+        self.policy = policy or PolicyConfig()
         self.classifier = classifier
         self.router = router
         self.limits = limits
@@ -151,8 +156,22 @@ class Pipeline:
     # 5 ------------------------------------------------------------------------------------
     def decide_route(self, ctx: RequestContext, request: GenerationRequest) -> Route:
         assert ctx.principal is not None
-        ctx.route = self.router.route(request.model, "chat", ctx.principal)
-        return ctx.route
+        route = self.router.route(request.model, "chat", ctx.principal)
+        self.check_zone(ctx, route)
+        ctx.route = route
+        return route
+
+    def check_zone(self, ctx: RequestContext, route: Route) -> None:
+        """Fail closed: a request never reaches a zone its sensitivity may not reach. (The
+        routing issue adds rerouting and redaction as alternatives to refusing.)"""
+        allowed = getattr(self.policy.allowed_zones, ctx.sensitivity)
+        if route.provider.zone not in allowed:
+            ctx.action = "block"
+            raise PolicyBlocked(
+                f"This request was classified {ctx.sensitivity}; policy does not allow "
+                f"{ctx.sensitivity} data to reach the {route.provider.zone} zone of model "
+                f"'{route.model.id}'. Allowed zones: {', '.join(allowed) or 'none'}.",
+                param="model")
 
     # 6 ------------------------------------------------------------------------------------
     def admit(self, ctx: RequestContext, request: GenerationRequest | EmbeddingRequest) -> None:
@@ -239,7 +258,7 @@ class Pipeline:
             model_served=route.model.id if route else "",
             provider=route.provider.name if route else "",
             zone=route.provider.zone if route else "", sensitivity=ctx.sensitivity,
-            finding_types=ctx.finding_types,
+            finding_types=ctx.finding_types, action=ctx.action,
             cache=ctx.cache, prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_ms=(time.perf_counter_ns() - ctx.started_ns) / 1e6, status=ctx.status,
@@ -329,7 +348,9 @@ class Pipeline:
             request = parse_embeddings(body, self.limits)
             ctx.request = request
             self.classify(ctx, request)
-            ctx.route = self.router.route(request.model, "embedding", key)
+            route = self.router.route(request.model, "embedding", key)
+            self.check_zone(ctx, route)
+            ctx.route = route
             self.admit(ctx, request)
             result = await ctx.route.provider.embed(request)
         except ApplianceError as exc:

@@ -26,7 +26,9 @@ from appliance.identity import IdentityStore
 from appliance.keys import KeyStore
 from appliance.limits import LimitStore, Limiter, TokenEstimator, UsageLedger
 from appliance.pipeline import Accounting, Pipeline
+from appliance.providers.base import Provider
 from appliance.providers.local import LocalProvider
+from appliance.providers.registry import build_providers
 from appliance.routing import Router
 from appliance.state import StateDB
 from hardware import Profile, choose_profile, probe
@@ -47,6 +49,7 @@ class Runtime:
         self._identity: IdentityStore | None = None
         self.profile: Profile | None = None
         self.local: LocalProvider | None = None
+        self.providers: list[Provider] = []
         self.router = Router([])
         self._pipeline: Pipeline | None = None
         self._limiter: Limiter | None = None
@@ -86,7 +89,7 @@ class Runtime:
                                 describe=self._describe_scope)
         self._pipeline = Pipeline(self._keys, self.router, self.config.limits, self.audit_log,
                                   Accounting(self.estimator, self._limiter, self.ledger),
-                                  Classifier(self.config.classify))
+                                  Classifier(self.config.classify), self.config.policy)
         if self.data.admin_key_file.exists() or self._keys.has_role("admin"):
             return None
         plaintext, key = self._keys.create("bootstrap admin", role="admin")
@@ -145,6 +148,16 @@ class Runtime:
 
     async def record_admin_event(self, kind: str, actor: str, **detail: str) -> None:
         await self.audit_log.append(admin_event(kind, actor, **detail))  # type: ignore[arg-type]
+
+    def connect_providers(self) -> None:
+        """Site and cloud providers from ``[[providers]]``; their credentials are resolved
+        now, so a missing key stops the start with a message naming it (never its value)."""
+        self.providers = list[Provider](build_providers(self.config.providers))
+        self.router.providers.extend(self.providers)
+
+    async def close_providers(self) -> None:
+        for provider in self.providers:
+            await provider.close()
 
     def choose_profile(self) -> Profile:
         return choose_profile(probe(offload_check=gpu_offload_supported))

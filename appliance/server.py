@@ -22,7 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from appliance import systemd
-from appliance.config import Config
+from appliance.config import Config, ConfigError
 from appliance.http.app import build_app
 from appliance.audit import AuditLocked
 from appliance.audit.crypto import AuditKeyError
@@ -76,6 +76,7 @@ def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
             yield
         finally:
             outbox.cancel()
+            await runtime.close_providers()
             try:  # whatever the CLI queued since the last round, before the "stop" event
                 await runtime.drain_admin_events()
             except Exception:  # noqa: BLE001 - the rows stay queued for the next start
@@ -107,6 +108,12 @@ def serve(config: Config, data_dir: Path) -> int:
     configure_logging(config.server.log_level)
     runtime = Runtime(config, data_dir)
     admin_key = runtime.prepare()
+    try:
+        runtime.connect_providers()
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        runtime.close()
+        return 1
     try:
         runtime.start_writers()
         runtime.start_audit()
