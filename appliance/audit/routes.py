@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -32,12 +32,9 @@ from appliance.audit.query import SENSITIVITY_LEVELS, Filters, as_json_object, s
 from appliance.audit.records import Record
 from appliance.audit.segments import FormatError
 from appliance.errors import ApplianceError, InvalidRequest
-from appliance.http.admin import _caller
+from appliance.http.admin import require_role, runtime_of
 from appliance.http.responses import JSONResponse, openai_errors
 from appliance.limits.report import parse_time
-
-if TYPE_CHECKING:
-    from appliance.runtime import Runtime
 
 #: Unlike the other admin routes' READERS, operators may not read the log.
 AUDIT_READERS = ("admin", "auditor")
@@ -128,12 +125,12 @@ async def _chunks(first: bytes, matches: _Matches) -> AsyncIterator[bytes]:
 
 @openai_errors
 async def audit_records(request: Request) -> Response:
-    caller = _caller(request, AUDIT_READERS)
+    caller = require_role(request, AUDIT_READERS)
     params = request.query_params
     filters = parse_filters(params)
     limit = _limit(params)
     jsonl = _choice(params, "format") == "jsonl"
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     detail = {name: value for name, value in params.items() if value}
     if jsonl:
         # Every match, unless a limit was asked for; the first chunk is read before the

@@ -52,7 +52,8 @@ class KeyUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     expires_at: float | None = None
 
 
-def _caller(request: Request, roles: tuple[str, ...]) -> ApiKey:
+def require_role(request: Request, roles: tuple[str, ...]) -> ApiKey:
+    """The caller's key, if its role is one of ``roles``; 401 or 403 otherwise."""
     runtime: Runtime = request.app.state.runtime
     ctx = RequestContext(request_id=request.scope["state"]["request_id"])
     key = runtime.pipeline.authenticate(ctx, request.headers.get("authorization"))
@@ -62,7 +63,7 @@ def _caller(request: Request, roles: tuple[str, ...]) -> ApiKey:
     return key
 
 
-def _runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -76,39 +77,39 @@ def entity_routes(kind: Kind, plural: str) -> list[Route]:
 
     @openai_errors
     async def collection(request: Request) -> Response:
-        identity = _runtime(request).identity
+        identity = runtime_of(request).identity
         if request.method == "GET":
-            _caller(request, READERS)
+            require_role(request, READERS)
             parent = request.query_params.get(parent_field) if parent_field else None
             include = request.query_params.get("include_disabled") == "true"
             return _listing(identity.list(kind, parent, include))
-        caller = _caller(request, WRITERS)
+        caller = require_role(request, WRITERS)
         body: EntityCreate = decode(await request.body(), EntityCreate)
         parent = getattr(body, parent_field) if parent_field else None
         entity = identity.create(kind, body.name, parent)
-        await _runtime(request).record_admin_event(
+        await runtime_of(request).record_admin_event(
             "config_changed", caller.id, change=f"{kind} created", id=entity.id)
         return JSONResponse(entity.to_dict(), status_code=201)
 
     @openai_errors
     async def item(request: Request) -> Response:
-        identity = _runtime(request).identity
+        identity = runtime_of(request).identity
         ident = request.path_params["id"]
         if request.method == "GET":
-            _caller(request, READERS)
+            require_role(request, READERS)
             return JSONResponse(identity.get(kind, ident).to_dict())
-        caller = _caller(request, WRITERS)
+        caller = require_role(request, WRITERS)
         body: EntityUpdate = decode(await request.body(), EntityUpdate)
         entity = identity.rename(kind, ident, body.name)
-        await _runtime(request).record_admin_event(
+        await runtime_of(request).record_admin_event(
             "config_changed", caller.id, change=f"{kind} renamed", id=entity.id)
         return JSONResponse(entity.to_dict())
 
     @openai_errors
     async def disable(request: Request) -> Response:
-        caller = _caller(request, WRITERS)
-        entity = _runtime(request).identity.disable(kind, request.path_params["id"])
-        await _runtime(request).record_admin_event(
+        caller = require_role(request, WRITERS)
+        entity = runtime_of(request).identity.disable(kind, request.path_params["id"])
+        await runtime_of(request).record_admin_event(
             "config_changed", caller.id, change=f"{kind} disabled", id=entity.id)
         return JSONResponse(entity.to_dict())
 
@@ -125,47 +126,47 @@ def key_routes() -> list[Route]:
 
     @openai_errors
     async def collection(request: Request) -> Response:
-        keys = _runtime(request).keys
+        keys = runtime_of(request).keys
         if request.method == "GET":
-            _caller(request, READERS)
+            require_role(request, READERS)
             include = request.query_params.get("include_revoked") == "true"
             return _listing(keys.list(request.query_params.get("app_id"), include))
-        caller = _caller(request, WRITERS)
+        caller = require_role(request, WRITERS)
         body: KeyCreate = decode(await request.body(), KeyCreate)
         operator_may_touch(caller, body.role)
-        app_id = (_runtime(request).identity.get("app", body.app_id).id
+        app_id = (runtime_of(request).identity.get("app", body.app_id).id
                   if body.app_id is not None else None)
         plaintext, key = keys.create(body.name, body.role, tuple(body.scopes), body.expires_at,
                                      app_id)
-        await _runtime(request).record_admin_event("key_created", caller.id, key_id=key.id,
+        await runtime_of(request).record_admin_event("key_created", caller.id, key_id=key.id,
                                                    role=key.role)
         return JSONResponse({**key.to_dict(), "key": plaintext}, status_code=201)
 
     @openai_errors
     async def item(request: Request) -> Response:
-        keys = _runtime(request).keys
+        keys = runtime_of(request).keys
         if request.method == "GET":
-            _caller(request, READERS)
+            require_role(request, READERS)
             return JSONResponse(keys.get(request.path_params["id"]).to_dict())
-        caller = _caller(request, WRITERS)
+        caller = require_role(request, WRITERS)
         key = keys.get(request.path_params["id"])
         operator_may_touch(caller, key.role)
         body: KeyUpdate = decode(await request.body(), KeyUpdate)
         updated = keys.update(key.id, name=body.name,
                               scopes=tuple(body.scopes) if body.scopes is not None else None,
                               expires_at=body.expires_at)
-        await _runtime(request).record_admin_event("config_changed", caller.id,
+        await runtime_of(request).record_admin_event("config_changed", caller.id,
                                                    change="key updated", id=key.id)
         return JSONResponse(updated.to_dict())
 
     @openai_errors
     async def revoke(request: Request) -> Response:
-        caller = _caller(request, WRITERS)
-        keys = _runtime(request).keys
+        caller = require_role(request, WRITERS)
+        keys = runtime_of(request).keys
         key = keys.get(request.path_params["id"])
         operator_may_touch(caller, key.role)
         revoked = keys.revoke(key.id)
-        await _runtime(request).record_admin_event("key_revoked", caller.id, key_id=key.id)
+        await runtime_of(request).record_admin_event("key_revoked", caller.id, key_id=key.id)
         return JSONResponse(revoked.to_dict())
 
     return [Route("/admin/v1/keys", collection, methods=["GET", "POST"]),

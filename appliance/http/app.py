@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive
 
 from appliance.errors import ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable
-from appliance.http.admin import admin_routes
+from appliance.http.admin import admin_routes, runtime_of
 from appliance.limits.routes import limits_routes
 from appliance.audit.routes import audit_routes
 from appliance.http.middleware import AccessLogMiddleware, BodyLimitMiddleware, RequestIdMiddleware
@@ -35,11 +35,6 @@ if TYPE_CHECKING:
     from appliance.runtime import Runtime
 
 T = TypeVar("T")
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _context(request: Request) -> RequestContext:
@@ -76,7 +71,7 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 
 
 async def _generation(request: Request, endpoint: str) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     ctx = _context(request)
     body = await request.body()
 
@@ -121,7 +116,7 @@ async def completions(request: Request) -> Response:
 
 @openai_errors
 async def embeddings(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     ctx = _context(request)
     body = await request.body()
     emb_request, result = await runtime.pipeline.run_embeddings(
@@ -136,7 +131,7 @@ async def embeddings(request: Request) -> Response:
 
 @openai_errors
 async def list_models(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     key = runtime.pipeline.authenticate(_context(request), request.headers.get("authorization"))
     created = int(runtime.started_at)
     data = [{"id": m.id, "object": "model", "created": created, "owned_by": m.owned_by}
@@ -150,7 +145,7 @@ async def healthz(request: Request) -> Response:
 
 @openai_errors
 async def readyz(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     checks = runtime.readiness()
     body: dict[str, Any] = {"status": "ready" if all(checks.values()) else "not_ready",
                             "checks": checks, "pool": runtime.pool_stats()}

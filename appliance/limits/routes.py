@@ -10,21 +10,17 @@ Thin handlers: the report is ``usage_report``, the limits are the runtime's ``Li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from appliance.http.admin import READERS, WRITERS, _caller
+from appliance.http.admin import READERS, WRITERS, require_role, runtime_of
 from appliance.http.responses import JSONResponse, openai_errors
 from appliance.limits.report import parse_group_by, parse_time, usage_report
 from appliance.limits.store import check_kind
 from appliance.openai_schema import decode
-
-if TYPE_CHECKING:
-    from appliance.runtime import Runtime
 
 
 class LimitsUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -34,19 +30,14 @@ class LimitsUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     monthly_budget_micros: int | None = None
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 @openai_errors
 async def usage(request: Request) -> Response:
-    _caller(request, READERS)
+    require_role(request, READERS)
     params = request.query_params
     group_by = parse_group_by(params.get("group_by"))
     since, until = parse_time(params.get("since"), "since"), parse_time(params.get("until"),
                                                                         "until")
-    db = _runtime(request).db
+    db = runtime_of(request).db
     assert db is not None
     rows = usage_report(db.conn, group_by, since, until)
     return JSONResponse({"object": "list", "group_by": group_by, "data": rows})
@@ -55,14 +46,14 @@ async def usage(request: Request) -> Response:
 @openai_errors
 async def limits(request: Request) -> Response:
     kind, scope_id = check_kind(request.path_params["kind"]), request.path_params["id"]
-    limiter = _runtime(request).limiter
+    limiter = runtime_of(request).limiter
     if request.method == "GET":
-        _caller(request, READERS)
+        require_role(request, READERS)
     else:
-        caller = _caller(request, WRITERS)
+        caller = require_role(request, WRITERS)
         body: LimitsUpdate = decode(await request.body(), LimitsUpdate)
         limiter.set_limits(kind, scope_id, **msgspec.structs.asdict(body))
-        await _runtime(request).record_admin_event("policy_changed", caller.id,
+        await runtime_of(request).record_admin_event("policy_changed", caller.id,
                                                    change="limits set",
                                                    scope=f"{kind}:{scope_id}")
     return JSONResponse({"kind": kind, "id": scope_id,
