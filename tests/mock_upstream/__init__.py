@@ -28,7 +28,9 @@ def mock_upstream(key: str, slow_seconds: float = 3.0,
         command = ["taskset", "-c", str(cpu), *command]
     env = {**os.environ, "MOCK_UPSTREAM_KEY": key,
            "MOCK_UPSTREAM_SLOW_SECONDS": str(slow_seconds), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    # Only the first line is read: the rest (aiohttp logs a trace for every stream a client
+    # cuts) must not go to a pipe nobody drains, or the mock blocks once it fills.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=env, cwd=REPO)
     try:
         assert proc.stdout is not None
