@@ -17,9 +17,9 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
 from appliance import systemd
 from appliance.config import Config, ConfigError
@@ -66,7 +66,7 @@ class _Server(uvicorn.Server):
 
 def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Any) -> AsyncIterator[None]:
         watchdog = None
         interval = systemd.watchdog_interval()
         if interval is not None:

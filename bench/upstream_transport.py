@@ -1,14 +1,15 @@
-"""Requests/s through the upstream ``Transport`` on plain httpx versus httpx-aiohttp.
+"""Requests/s through the upstream ``Transport`` on each of its backends, against plain httpx.
 
     .venv/bin/python bench/upstream_transport.py [--seconds 3] [--reps 3]
 
 What runs: the mock upstream (``tests/mock_upstream``, its own process, pinned to core 1) and,
 in this process (pinned to core 0), ``Transport.send`` of a small OpenAI chat completion
 (non-streamed) and ``Transport.stream`` of the same answer as SSE (12 lines), with 1 and with
-32 concurrent callers, for ``backend="httpx"`` (the baseline: plain ``httpx.AsyncClient``) and
-``backend="aiohttp"`` (httpx's API on the aiohttp transport). Each figure is the median of
-``--reps`` runs of ``--seconds``; the ratio is aiohttp / httpx. The client is Python on one
-core, so these are the transport's own costs, not the mock's (which is cheaper per request).
+32 concurrent callers, for ``backend="httpx"`` (the baseline: plain ``httpx.AsyncClient``),
+``backend="httpx-aiohttp"`` (httpx's API on the aiohttp transport) and ``backend="aiohttp"``
+(aiohttp's ``ClientSession`` directly, the default). Each figure is the median of ``--reps``
+runs of ``--seconds``; each ratio is that backend / httpx. The client is Python on one core,
+so these are the transport's own costs, not the mock's (which is cheaper per request).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from appliance.providers.transport import Backend, Transport, UpstreamRequest  #
 from tests.mock_upstream import mock_upstream  # noqa: E402
 
 KEY = "bench-key"
+#: The baseline first: every ratio is against it.
+BACKENDS: tuple[Backend, ...] = ("httpx", "httpx-aiohttp", "aiohttp")
 
 
 def body(stream: bool) -> dict[str, object]:
@@ -78,18 +81,20 @@ def main() -> None:
         os.sched_setaffinity(0, {0})
     print(f"mock upstream on core 1, client on core 0: {pinned}; medians of {args.reps} x "
           f"{args.seconds}s")
-    print(f"{'mode':<8}{'conc':>5}{'httpx req/s':>14}{'aiohttp req/s':>15}{'ratio':>8}")
+    print(f"{'mode':<8}{'conc':>5}" + "".join(f"{b + ' req/s':>21}" for b in BACKENDS)
+          + "".join(f"{b + '/httpx':>21}" for b in BACKENDS[1:]))
     with mock_upstream(KEY, cpu=1 if pinned else None) as url:
         for streamed in (False, True):
             for concurrency in (1, 32):
-                figures = {}
-                for backend in ("httpx", "aiohttp"):
+                figures: dict[Backend, float] = {}
+                for backend in BACKENDS:
                     runs = [asyncio.run(rate(url, backend, concurrency, args.seconds,
                                              streamed)) for _ in range(args.reps)]
                     figures[backend] = statistics.median(runs)
                 print(f"{'stream' if streamed else 'send':<8}{concurrency:>5}"
-                      f"{figures['httpx']:>14,.0f}{figures['aiohttp']:>15,.0f}"
-                      f"{figures['aiohttp'] / figures['httpx']:>8.2f}", flush=True)
+                      + "".join(f"{figures[b]:>21,.0f}" for b in BACKENDS)
+                      + "".join(f"{figures[b] / figures['httpx']:>21.2f}"
+                                for b in BACKENDS[1:]), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The HTTP surface: thin handlers over the pipeline, and the middleware stack.
+"""The HTTP surface: thin handlers over the pipeline, and the ASGI application around them.
 
 Each handler reads the body, calls one pipeline entry point and shapes the result. Every error
 becomes OpenAI's error body; an unexpected exception becomes a generic 500 naming only the
@@ -13,19 +13,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from appliance.errors import ApplianceError, MethodNotAllowed, NotFound, ServiceUnavailable
 from appliance.http.admin import admin_routes, runtime_of
 from appliance.limits.routes import limits_routes
 from appliance.audit.routes import audit_routes
-from appliance.http.middleware import AccessLogMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from appliance.http.middleware import TransportMiddleware
 from appliance.http.responses import (EventStreamResponse, JSONResponse, error_response,
                                       generation_body, openai_errors, sse_events)
 from appliance.pipeline import RequestContext
@@ -46,28 +45,31 @@ class ClientDisconnected(Exception):
     """The client left before its answer was ready."""
 
 
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+async def _unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+    """Await ``work``, but cancel it as soon as the client disconnects, so a client that timed
+    out (or was killed) does not keep a model context generating for nobody. The work runs in
+    the request's own task; one watcher task waits for the disconnect."""
+    task = asyncio.current_task()
+    assert task is not None
+    left = False
 
-
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work`` but cancel it as soon as the client disconnects, so a client that timed
-    out (or was killed) does not keep a model context generating for nobody."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(_disconnected(request.receive))
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
+    async def watch() -> None:
+        nonlocal left
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        left = True
         task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        # Our own cancellation becomes ClientDisconnected; anyone else's goes on up.
+        if left and task.uncancel() == 0:
+            raise ClientDisconnected from None
         raise
     finally:
-        watch.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    raise ClientDisconnected
+        watcher.cancel()
 
 
 async def _generation(request: Request, endpoint: str) -> Response:
@@ -90,7 +92,7 @@ async def _generation(request: Request, endpoint: str) -> Response:
             raise
 
     try:
-        gen_request, result, first = await _unless_disconnected(request, answer())
+        gen_request, result, first = await _unless_disconnected(request.receive, answer())
     except ClientDisconnected:
         return Response(status_code=499)  # nginx's "client closed request", for the access log
     prefix = "chatcmpl-" if endpoint == "chat" else "cmpl-"
@@ -165,10 +167,38 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return error_response(error)
 
 
-def build_app(runtime: Runtime, lifespan: Any) -> Starlette:
-    """The application with its middleware stack, outermost first."""
-    server = runtime.config.server
-    routes = [
+class Gateway:
+    """The ASGI application: starlette's router under ``TransportMiddleware``.
+
+    Starlette's application class would add its ServerErrorMiddleware and ExceptionMiddleware,
+    two more wrappers around every message sent; here every handler maps its own errors
+    (``openai_errors``) and the transport middleware maps what escapes, so only the router's
+    404 and 405 are left to map, in OpenAI's format. The router also runs the lifespan.
+    """
+
+    def __init__(self, runtime: Runtime, routes: list[BaseRoute], lifespan: Any) -> None:
+        server = runtime.config.server
+        self.state = State()  # ``request.app.state.runtime`` in handlers
+        self.state.runtime = runtime
+        self.router = Router(routes, lifespan=lifespan)
+        self.stack = TransportMiddleware(self._route, max_body_bytes=server.max_body_bytes,
+                                         access_log=server.access_log)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # also tells the router to raise 404 and 405 rather than answer
+        await self.stack(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.router(scope, receive, send)
+        except HTTPException as exc:
+            response = await http_exception(Request(scope, receive), exc)
+            await response(scope, receive, send)
+
+
+def build_app(runtime: Runtime, lifespan: Any) -> Gateway:
+    """The application: the routes, under the transport middleware."""
+    routes: list[BaseRoute] = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
@@ -179,12 +209,4 @@ def build_app(runtime: Runtime, lifespan: Any) -> Starlette:
         *limits_routes(),
         *audit_routes(),
     ]
-    middleware = [
-        Middleware(AccessLogMiddleware, enabled=server.access_log),
-        Middleware(RequestIdMiddleware),
-        Middleware(BodyLimitMiddleware, max_bytes=server.max_body_bytes),
-    ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_exception})
-    app.state.runtime = runtime
-    return app
+    return Gateway(runtime, routes, lifespan)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-import anyio
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +17,7 @@ from appliance.errors import ApplianceError, internal_error
 from appliance.types import Delta, Generation, GenerationRequest
 
 _encode = msgspec.json.Encoder().encode
+_MAX_PENDING = 256  # events a stream gathers while a send waits on a slow client, at most
 log = logging.getLogger("appliance.http")
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -122,8 +123,10 @@ async def sse_events(request: GenerationRequest, model: str, first: Delta,
 
 
 class EventStreamResponse:
-    """Sends server-sent events as they are produced, never buffering. When the client goes
-    away the producer is closed at once, which stops generation upstream."""
+    """Sends server-sent events as they are produced, never holding one back: events that are
+    ready together (several tokens from one upstream read) go out in one message, one write.
+    When the client goes away the producer is closed at once, which stops generation upstream.
+    """
 
     def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
         self.events = events
@@ -133,21 +136,55 @@ class EventStreamResponse:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *self.headers]})
+        # The producer runs the events into ``pending``; this task sends whatever has gathered
+        # each time it runs, which is as soon as the producer has to wait for the next event.
+        pending: list[bytes] = []
+        ready = asyncio.Event()
+        room = asyncio.Event()
 
-        async with anyio.create_task_group() as group:
-
-            async def watch_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                group.cancel_scope.cancel()
-
-            group.start_soon(watch_disconnect)
+        async def produce() -> None:
             try:
                 async for event in self.events:
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except OSError:
-                pass  # the client is gone; closing the producer below stops the work
+                    pending.append(event)
+                    ready.set()
+                    if len(pending) >= _MAX_PENDING:  # a slow reader: let it catch up
+                        room.clear()
+                        await room.wait()
             finally:
                 await self.events.aclose()  # type: ignore[attr-defined]
-                group.cancel_scope.cancel()
+
+        async def cancel_on_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            producer.cancel()
+
+        producer = asyncio.create_task(produce())
+        producer.add_done_callback(lambda _: ready.set())
+        watcher = asyncio.create_task(cancel_on_disconnect())
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                if producer.done():
+                    break
+                body = b"".join(pending)
+                pending.clear()
+                room.set()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            if producer.cancelled():
+                return  # the client left
+            body = b"".join(pending)
+            if producer.exception() is not None:
+                # Not a clean end: send what came before the failure, then raise it so the
+                # server cuts the connection and the client sees an incomplete stream.
+                if body:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                producer.result()
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        except OSError:
+            pass  # the client is gone; cancelling the producer below stops the work
+        finally:
+            watcher.cancel()
+            if not producer.done():
+                producer.cancel()
+                await asyncio.wait([producer])

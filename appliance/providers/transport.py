@@ -4,16 +4,27 @@ Adapters see a tiny interface: ``send(request) -> UpstreamResponse`` and ``strea
 lines``, both raising ``UpstreamStatus`` for a non-2xx answer (the adapter maps it with its
 own error format) and ``UpstreamError``/``UpstreamTimeout`` for everything below HTTP.
 
-It keeps httpx's API but runs it on the aiohttp transport (``httpx-aiohttp``) by default:
-plain ``httpx.AsyncClient`` collapses under concurrency (ARCHITECTURE.md, "Decisions already
-measured here"; ``bench/upstream_transport.py`` measures both side by side). Each provider
-gets its own pooled client, opened lazily inside the running loop and closed by ``aclose``.
+Three backends, chosen for speed and measured side by side in ``bench/upstream_transport.py``
+(ARCHITECTURE.md, "Decisions already measured here"):
+
+- ``aiohttp`` (the default): one ``aiohttp.ClientSession`` per provider, used directly. In the
+  gateway's profile about a quarter of the event loop went to httpx's own layer (building the
+  request, URL parsing, the cookie jar) on top of the aiohttp transport; here the URL is
+  joined once per path, the JSON body is encoded with msgspec, and there is no cookie jar.
+  Decompression stays on: aiohttp does nothing unless the upstream sends ``Content-Encoding``,
+  and then it is needed. Proxies are not read from the environment (as with httpx-aiohttp).
+- ``httpx-aiohttp``: httpx's ``AsyncClient`` on the aiohttp transport (the previous default).
+- ``httpx``: plain ``httpx.AsyncClient``, the baseline; it collapses under concurrency.
+
+Each provider gets its own pooled client, opened lazily inside the running loop and closed by
+``aclose``. The in-process mock (``mock_transport``) always runs on httpx.
 
 Four timeouts, because one number cannot tell a dead server from a slow prompt from a stalled
 stream: ``connect`` (the library's), ``first_byte`` (until headers and the first body chunk),
 ``between_chunks`` (each later read) and ``total`` (a deadline over the whole exchange). The
-last three are enforced here with ``asyncio.timeout`` around each read, not by the library, so
-they mean the same on both backends.
+last three are enforced here, not by the library, so they mean the same on every backend:
+the aiohttp backend keeps one ``asyncio.timeout`` per exchange and moves it before each read
+(and disarms it while the caller holds a line); the httpx backends wrap each read.
 """
 
 from __future__ import annotations
@@ -26,11 +37,18 @@ from typing import Any, Literal
 
 import aiohttp
 import httpx
+import msgspec
+from yarl import URL
 
 from appliance.errors import UpstreamError, UpstreamTimeout
 from appliance.providers.config import TimeoutsConfig
 
-Backend = Literal["aiohttp", "httpx"]
+Backend = Literal["aiohttp", "httpx-aiohttp", "httpx"]
+
+_JSON_HEADERS = {"content-type": "application/json"}
+#: Pre-joined URLs kept per transport; more distinct (path, params) than this is not a
+#: provider's fixed set of endpoints, so the cache starts over rather than grow.
+_MAX_URLS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,20 +85,80 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen = seen.__cause__ or seen.__context__
 
 
+def _unreachable(provider: str) -> UpstreamError:
+    return UpstreamError(f"Provider '{provider}' cannot be reached.", code="upstream_unreachable")
+
+
+def _connection_failed(provider: str) -> UpstreamError:
+    return UpstreamError(f"The connection to provider '{provider}' failed.",
+                         code="upstream_connection_error")
+
+
 def map_transport_error(provider: str, exc: httpx.TransportError) -> UpstreamError:
-    """One place that turns library errors into the tree. httpx-aiohttp reports a refused
-    connection as ``ConnectTimeout``, so the underlying aiohttp error decides."""
+    """httpx's errors into the tree. httpx-aiohttp reports a refused connection as
+    ``ConnectTimeout``, so the underlying aiohttp error decides."""
     causes = list(_chain(exc))[1:]
     if any(isinstance(c, aiohttp.ClientConnectorError) for c in causes) or (
             isinstance(exc, httpx.ConnectError)):
-        return UpstreamError(f"Provider '{provider}' cannot be reached.",
-                             code="upstream_unreachable")
+        return _unreachable(provider)
     from_aiohttp = any(type(c).__module__.startswith("aiohttp") for c in causes)
     if any(isinstance(c, TimeoutError) for c in causes) or (
             isinstance(exc, httpx.TimeoutException) and not from_aiohttp):
         return UpstreamTimeout(f"Provider '{provider}' did not answer in time.")
-    return UpstreamError(f"The connection to provider '{provider}' failed.",
-                         code="upstream_connection_error")
+    return _connection_failed(provider)
+
+
+def map_aiohttp_error(provider: str, exc: OSError | aiohttp.ClientError) -> UpstreamError:
+    """aiohttp's errors into the tree, as ``map_transport_error`` does for httpx's: a refused
+    or unresolvable host, the library's own (connect) timeout, anything else on the wire."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _unreachable(provider)
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"Provider '{provider}' did not answer in time.")
+    return _connection_failed(provider)
+
+
+class _Deadline:
+    """The first-byte, between-chunks and total limits of one exchange as one
+    ``asyncio.timeout``, moved before each read rather than a new context per read."""
+
+    __slots__ = ("clock", "loop", "total_at", "seconds", "what", "started")
+
+    def __init__(self, total: float) -> None:
+        self.clock = asyncio.timeout(None)
+        self.loop = asyncio.get_running_loop()
+        self.total_at = self.loop.time() + total
+        self.seconds, self.what, self.started = 0.0, "", 0.0
+
+    def arm(self, seconds: float, what: str) -> None:
+        """The next wait may last ``seconds``, and never past the total deadline."""
+        now = self.loop.time()
+        self.seconds, self.what, self.started = seconds, what, now
+        self.clock.reschedule(min(now + seconds, self.total_at))
+
+    def disarm(self) -> None:
+        """While the caller holds a line, its own pace is not the upstream's delay."""
+        self.clock.reschedule(None)
+
+    def error(self, provider: str) -> UpstreamTimeout:
+        remaining = self.total_at - self.started
+        budget = max(0.0, min(self.seconds, remaining))
+        which = "total" if remaining <= self.seconds else self.what
+        return UpstreamTimeout(f"Provider '{provider}' did not answer in time "
+                               f"({which} timeout, {budget:.1f}s).")
+
+
+def _split_lines(data: bytes) -> tuple[list[bytes], bytes]:
+    """The complete lines in ``data`` (ended by LF, CRLF or CR, as httpx splits them) and
+    the unfinished rest. A CR at the very end is held back: its LF may be in the next read."""
+    held = b""
+    if b"\r" in data:
+        if data.endswith(b"\r"):
+            data, held = data[:-1], b"\r"
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
+    rest = lines.pop() + held
+    return lines, rest
 
 
 class Transport:
@@ -98,6 +176,143 @@ class Transport:
         self.backend = backend
         self.mock = mock
         self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], URL] = {}
+        self._direct = mock is None and backend == "aiohttp"
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        """The whole answer; a non-2xx one raises ``UpstreamStatus``."""
+        if self._direct:
+            return await self._send_aiohttp(request)
+        return await self._send_httpx(request)
+
+    def stream(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
+        """The answer's lines as they arrive (SSE). Closing the iterator closes the
+        connection, which is how a client's disconnect stops the upstream's work."""
+        if self._direct:
+            return self._stream_aiohttp(request)
+        return self._stream_httpx(request)
+
+    # -- aiohttp, directly ----------------------------------------------------------------
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        """The session, created on first use: aiohttp sessions belong to a running loop."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self.headers,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # Only connect is left to the library; the other limits are _Deadline's.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect))
+        return self._session
+
+    def _url(self, request: UpstreamRequest) -> URL:
+        """``base_url`` joined with the path as httpx joins them, once per path and params."""
+        key = (request.path, tuple(request.params.items()))
+        url = self._urls.get(key)
+        if url is None:
+            if "://" in request.path:
+                url = URL(request.path)
+            else:
+                url = URL(self.base_url.rstrip("/") + "/" + request.path.lstrip("/"))
+            if request.params:
+                url = url.update_query(dict(request.params))
+            if len(self._urls) >= _MAX_URLS:
+                self._urls.clear()
+            self._urls[key] = url
+        return url
+
+    async def _request_aiohttp(self, request: UpstreamRequest,
+                               deadline: _Deadline) -> aiohttp.ClientResponse:
+        """Send the request and wait for the headers (under the first-byte limit)."""
+        session = self._session or self._open_session()
+        if request.json is None:
+            data, headers = None, request.headers or None
+        else:
+            data = msgspec.json.encode(request.json)
+            headers = {**_JSON_HEADERS, **request.headers} if request.headers else _JSON_HEADERS
+        deadline.arm(self.timeouts.first_byte, "first byte")
+        return await session.request(request.method, self._url(request), data=data,
+                                     headers=headers, allow_redirects=False)
+
+    async def _read_aiohttp(self, response: aiohttp.ClientResponse,
+                            deadline: _Deadline) -> bytes:
+        content = response.content
+        parts: list[bytes] = []
+        seconds, what = self.timeouts.first_byte, "first byte"
+        while not content.at_eof():
+            deadline.arm(seconds, what)
+            chunk = await content.readany()
+            if not chunk:
+                break
+            parts.append(chunk)
+            seconds, what = self.timeouts.between_chunks, "between chunks"
+        return b"".join(parts)
+
+    async def _send_aiohttp(self, request: UpstreamRequest) -> UpstreamResponse:
+        deadline = _Deadline(self.timeouts.total)
+        try:
+            async with deadline.clock:
+                response = await self._request_aiohttp(request, deadline)
+                try:
+                    body = await self._read_aiohttp(response, deadline)
+                finally:
+                    response.release()  # to the pool if read to the end, else closed
+        except TimeoutError as exc:
+            if deadline.clock.expired():
+                raise deadline.error(self.provider) from exc
+            raise map_aiohttp_error(self.provider, exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise map_aiohttp_error(self.provider, exc) from exc
+        answer = UpstreamResponse(response.status, response.headers, body)
+        if response.status >= 300:
+            raise UpstreamStatus(answer)
+        return answer
+
+    async def _stream_aiohttp(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
+        deadline = _Deadline(self.timeouts.total)
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with deadline.clock:
+                response = await self._request_aiohttp(request, deadline)
+                if response.status >= 300:
+                    body = await self._read_aiohttp(response, deadline)
+                    raise UpstreamStatus(UpstreamResponse(response.status, response.headers,
+                                                          body))
+                content = response.content
+                seconds, what = self.timeouts.first_byte, "first byte"
+                rest = b""
+                while True:
+                    deadline.arm(seconds, what)
+                    chunk = await content.readany()
+                    deadline.disarm()
+                    if not chunk:
+                        break
+                    seconds, what = self.timeouts.between_chunks, "between chunks"
+                    lines, rest = _split_lines(rest + chunk if rest else chunk)
+                    for line in lines:
+                        yield line.decode("utf-8", "replace")
+                if rest.removesuffix(b"\r"):
+                    yield rest.removesuffix(b"\r").decode("utf-8", "replace")
+        except TimeoutError as exc:
+            if deadline.clock.expired():
+                raise deadline.error(self.provider) from exc
+            raise map_aiohttp_error(self.provider, exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise map_aiohttp_error(self.provider, exc) from exc
+        finally:
+            if response is not None:
+                response.release()  # closes the connection unless the body was read to the end
+
+    # -- httpx, on the aiohttp transport or its own (the bench baselines, and the mock) ---
 
     def _open(self) -> httpx.AsyncClient:
         """The client, created on first use: aiohttp sessions belong to a running loop."""
@@ -112,18 +327,13 @@ class Transport:
                                     max_keepalive_connections=self.max_connections))
             if self.mock is not None:
                 self._client = httpx.AsyncClient(transport=self.mock, **options)
-            elif self.backend == "aiohttp":
+            elif self.backend == "httpx":
+                self._client = httpx.AsyncClient(**options)
+            else:
                 from httpx_aiohttp import HttpxAiohttpClient
 
                 self._client = HttpxAiohttpClient(**options)
-            else:
-                self._client = httpx.AsyncClient(**options)
         return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
     @contextlib.asynccontextmanager
     async def _limit(self, seconds: float, deadline: float, what: str) -> AsyncIterator[None]:
@@ -176,17 +386,14 @@ class Transport:
             parts.append(chunk)
             limit, what = self.timeouts.between_chunks, "between chunks"
 
-    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        """The whole answer; a non-2xx one raises ``UpstreamStatus``."""
+    async def _send_httpx(self, request: UpstreamRequest) -> UpstreamResponse:
         deadline = asyncio.get_running_loop().time() + self.timeouts.total
         async with self._open_response(request, deadline) as response:
             with self._mapped():
                 body = await self._read_all(response, deadline, self.timeouts.first_byte)
             return UpstreamResponse(response.status_code, response.headers, body)
 
-    async def stream(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
-        """The answer's lines as they arrive (SSE). Closing the iterator closes the
-        connection, which is how a client's disconnect stops the upstream's work."""
+    async def _stream_httpx(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
         deadline = asyncio.get_running_loop().time() + self.timeouts.total
         async with self._open_response(request, deadline) as response:
             lines = response.aiter_lines()
