@@ -95,8 +95,61 @@ class ZonePolicyConfig(_Section, frozen=True):
     restricted: Zones = ("device", "site")
 
 
+ForbiddenAction = Literal["reroute", "block", "redact"]
+
+
+class OnForbiddenConfig(_Section, frozen=True):
+    """What to do, per level, when a request may not reach the zone of the model it asked
+    for. Unset: ``reroute`` for an alias (take its next allowed candidate), ``block`` for a
+    concrete model (403, as when nothing is configured). ``reroute`` of a concrete model goes
+    to that level's ``fallback_model``, and blocks when there is none."""
+
+    public: ForbiddenAction | None = None
+    internal: ForbiddenAction | None = None
+    confidential: ForbiddenAction | None = None
+    restricted: ForbiddenAction | None = None
+
+    def __post_init__(self) -> None:
+        for level in ("public", "internal", "confidential", "restricted"):
+            if getattr(self, level) == "redact":
+                raise ValueError(f"`{level}`: \"redact\" is not implemented yet; use "
+                                 "\"reroute\" or \"block\"")
+
+
+class FallbackModelConfig(_Section, frozen=True):
+    """Per level, the model a rerouted request for a concrete model goes to."""
+
+    public: str | None = None
+    internal: str | None = None
+    confidential: str | None = None
+    restricted: str | None = None
+
+
 class PolicyConfig(_Section, frozen=True):
     allowed_zones: ZonePolicyConfig = ZonePolicyConfig()
+    on_forbidden: OnForbiddenConfig = OnForbiddenConfig()
+    fallback_model: FallbackModelConfig = FallbackModelConfig()
+
+
+class AliasConfig(_Section, frozen=True):
+    """An alias in its long form; the short form ``name = ["a", "b"]`` is ``ordered``."""
+
+    candidates: list[str]
+    #: ``ordered``: the first allowed, healthy candidate; ``fastest``: the allowed, healthy
+    #: candidate with the lowest measured time to first byte (unmeasured ones first).
+    strategy: Literal["ordered", "fastest"] = "ordered"
+
+    def __post_init__(self) -> None:
+        if not self.candidates:
+            raise ValueError("`candidates`: list at least one model")
+
+
+class ProviderHealthConfig(_Section, frozen=True):
+    """When the router skips a failing provider (in memory; a restart forgets it)."""
+
+    failure_threshold: PositiveInt = 3
+    cooldown_seconds: Seconds = 10.0
+    max_cooldown_seconds: Seconds = 300.0
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -109,6 +162,11 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     policy: PolicyConfig = PolicyConfig()
     #: Model servers on site and cloud providers, as ``[[providers]]`` tables.
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
+    #: Model names clients may ask for that stand for candidate models in preference order:
+    #: ``auto = ["gpt-4o-mini", "site-llama"]`` or ``[aliases.auto]`` with ``candidates`` and
+    #: ``strategy``. Checked against the served models at start (``Router.check``).
+    aliases: dict[str, list[str] | AliasConfig] = msgspec.field(default_factory=dict)
+    provider_health: ProviderHealthConfig = ProviderHealthConfig()
     limits_policy: LimitsPolicyConfig = LimitsPolicyConfig()
     audit: AuditConfig = AuditConfig()
 

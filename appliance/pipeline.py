@@ -8,10 +8,12 @@ whole path of a request here:
  2. parse_and_validate OpenAI schema -> internal request (400 naming the field)
  3. classify          identifiers and secrets -> sensitivity + finding types (appliance.classify)
  4. guard_input       [passes through: routing issue] injection and content rules
- 5. decide_route      requested model -> provider (fails closed)
+ 5. decide_route      requested model or alias -> candidates policy allows, healthy, ranked
+                      (fails closed; may reroute)
  6. admit             reserve tokens, requests and money at every level (appliance.limits)
  7. cache_lookup      [passes through: caching issue] exact and semantic lookup
- 8. call              provider: whole answer or stream of deltas
+ 8. call              provider: whole answer or stream of deltas; before the first byte a
+                      failing candidate falls back to the next
  9. guard_output      [passes through: routing issue] DLP, re-identification
 10. settle            actual usage into the limiters and the usage ledger
 11. audit             one encrypted, hash-chained record (appliance.audit)
@@ -23,6 +25,8 @@ changes the step, not the shape of the pipeline.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,13 +37,18 @@ from appliance.classify import Classifier
 from appliance.config import LimitsConfig, PolicyConfig
 from appliance.classify import Sensitivity
 from appliance.errors import (ApplianceError, AuthenticationFailed, InvalidRequest,
-                              PolicyBlocked, ServiceUnavailable)
+                              PolicyBlocked, RateLimited, ServiceUnavailable, UpstreamError)
 from appliance.keys import ApiKey, KeyStore
 from appliance.limits import Limiter, Reservation, TokenEstimator, UsageLedger, UsageRow
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
-from appliance.providers.base import Embeddings
-from appliance.routing import Route, Router
+from appliance.providers.base import Embeddings, ModelKind
+from appliance.routing import Candidates, Route, Router
 from appliance.types import Delta, EmbeddingRequest, Generation, GenerationRequest, Usage
+
+log = logging.getLogger("appliance.pipeline")
+
+#: Failures of a candidate that the next candidate of an alias may make good (before output).
+FALLBACK_ERRORS = (UpstreamError, RateLimited)
 
 
 @dataclass(slots=True)
@@ -51,6 +60,8 @@ class RequestContext:
     principal: ApiKey | None = None
     request: GenerationRequest | EmbeddingRequest | None = None
     route: Route | None = None
+    #: The routes still to try, in order, the chosen one first (``call`` falls back along it).
+    candidates: list[Route] = field(default_factory=list)
     sensitivity: str = "public"
     #: What policy did: allow, redact, reroute or block (recorded in the audit log).
     action: Literal["allow", "redact", "reroute", "block"] = "allow"
@@ -154,16 +165,66 @@ class Pipeline:
         """Passes through until the routing issue."""
 
     # 5 ------------------------------------------------------------------------------------
-    def decide_route(self, ctx: RequestContext, request: GenerationRequest) -> Route:
+    def decide_route(self, ctx: RequestContext, request: GenerationRequest | EmbeddingRequest,
+                     kind: ModelKind = "chat") -> Route:
         assert ctx.principal is not None
-        route = self.router.route(request.model, "chat", ctx.principal)
-        self.check_zone(ctx, route)
-        ctx.route = route
-        return route
+        found = self.router.resolve(request.model, kind, ctx.principal)
+        ctx.candidates = self.plan(ctx, found)
+        ctx.route = ctx.candidates[0]
+        return ctx.route
+
+    def plan(self, ctx: RequestContext, found: Candidates) -> list[Route]:
+        """The routes to try, in order. Fail closed: a request never reaches a zone its
+        sensitivity may not reach. A forbidden concrete model is refused (403) unless the
+        level's action is ``reroute`` and it has a ``fallback_model``; an alias drops its
+        forbidden candidates (``reroute``, its default) or is refused (``block``). Then
+        unhealthy or unready candidates are skipped (none left: 503 saying why)."""
+        level = ctx.sensitivity
+        allowed_zones = getattr(self.policy.allowed_zones, level)
+        action = getattr(self.policy.on_forbidden, level) or (
+            "reroute" if found.alias is not None else "block")
+        allowed = [r for r in found.routes if r.provider.zone in allowed_zones]
+        forbidden = [r for r in found.routes if r.provider.zone not in allowed_zones]
+        if forbidden and action == "reroute" and found.alias is None:
+            fallback = getattr(self.policy.fallback_model, level)
+            if fallback is not None:
+                route = self.router.concrete(fallback, forbidden[0].model.kind)
+                allowed = [route] if route.provider.zone in allowed_zones else []
+        if forbidden and (action == "block" or not allowed):
+            ctx.action = "block"
+            first = forbidden[0]
+            raise PolicyBlocked(
+                f"This request was classified {level}; policy does not allow {level} data to "
+                f"reach the {first.provider.zone} zone of model '{first.model.id}'"
+                + (f" (alias '{found.alias.name}': no candidate in an allowed zone)"
+                   if found.alias is not None and not allowed else "")
+                + f". Allowed zones: {', '.join(allowed_zones) or 'none'}.", param="model")
+        if forbidden:
+            ctx.action = "reroute"
+        if found.alias is None:  # one candidate: tried whatever its health (no choice)
+            if not allowed[0].provider.ready():
+                raise ServiceUnavailable(f"The model '{allowed[0].model.id}' is not ready yet.",
+                                         retry_after=5)
+            return allowed
+        usable, why = [], []
+        for route in allowed:
+            if not route.provider.ready():
+                why.append(f"'{route.model.id}': not ready yet")
+            elif not self.router.health.available(route.provider.name):
+                why.append(f"'{route.model.id}': "
+                           + self.router.health.unavailable_reason(route.provider.name))
+            else:
+                usable.append(route)
+        if not usable:
+            skipped = [f"'{r.model.id}': zone {r.provider.zone} not allowed for {level} data"
+                       for r in forbidden]
+            raise ServiceUnavailable(
+                f"No candidate of the model '{found.alias.name}' can serve this request: "
+                + "; ".join(skipped + why) + ".", retry_after=5)
+        return self.router.rank(usable, found.alias.strategy)
 
     def check_zone(self, ctx: RequestContext, route: Route) -> None:
-        """Fail closed: a request never reaches a zone its sensitivity may not reach. (The
-        routing issue adds rerouting and redaction as alternatives to refusing.)"""
+        """The last line of defence before an upstream call: the route's zone is allowed."""
         allowed = getattr(self.policy.allowed_zones, ctx.sensitivity)
         if route.provider.zone not in allowed:
             ctx.action = "block"
@@ -201,10 +262,35 @@ class Pipeline:
     # 8 ------------------------------------------------------------------------------------
     async def call(self, ctx: RequestContext, request: GenerationRequest
                    ) -> Generation | AsyncIterator[Delta]:
-        assert ctx.route is not None
-        if request.stream:
-            return ctx.route.provider.stream(request)
-        return await ctx.route.provider.generate(request)
+        """Try the candidates in order until one gives its first output: a whole answer, or
+        a stream's first delta. A candidate failing before that (upstream error, timeout,
+        rate limit) is recorded against its provider's health and the next one is tried;
+        after the first byte of a stream nothing is retried. ``ctx.route`` is what served."""
+        candidates = ctx.candidates or ([ctx.route] if ctx.route is not None else [])
+        for index, route in enumerate(candidates):
+            self.check_zone(ctx, route)
+            ctx.route = route
+            name = route.provider.name
+            # The provider is asked for the model it serves, not the alias the client named.
+            served = dataclasses.replace(request, model=route.model.id)
+            started = time.perf_counter()
+            try:
+                result: Generation | AsyncIterator[Delta]
+                if request.stream:
+                    result = await _started(route.provider.stream(served))
+                else:
+                    result = await route.provider.generate(served)
+            except FALLBACK_ERRORS as exc:
+                self.router.health.record_failure(name)
+                if index + 1 == len(candidates):
+                    raise
+                log.warning("request %s: %s failed before its first byte (%s); trying %s",
+                            ctx.request_id, route.label, exc.code or exc.error_type,
+                            candidates[index + 1].label)
+                continue
+            self.router.health.record_success(name, time.perf_counter() - started)
+            return result
+        raise AssertionError("call() without a route")
 
     # 9 ------------------------------------------------------------------------------------
     def guard_output(self, ctx: RequestContext, text: str) -> str:
@@ -344,15 +430,16 @@ class Pipeline:
     async def run_embeddings(self, ctx: RequestContext, authorization: str | None,
                              body: bytes) -> tuple[EmbeddingRequest, Embeddings]:
         try:
-            key = self.authenticate(ctx, authorization)
+            self.authenticate(ctx, authorization)
             request = parse_embeddings(body, self.limits)
             ctx.request = request
             self.classify(ctx, request)
-            route = self.router.route(request.model, "embedding", key)
-            self.check_zone(ctx, route)
-            ctx.route = route
+            self.decide_route(ctx, request, "embedding")
             self.admit(ctx, request)
-            result = await ctx.route.provider.embed(request)
+            assert ctx.route is not None
+            self.check_zone(ctx, ctx.route)
+            result = await ctx.route.provider.embed(
+                dataclasses.replace(request, model=ctx.route.model.id))
         except ApplianceError as exc:
             await self._fail(ctx, exc)
             raise
@@ -363,3 +450,35 @@ class Pipeline:
         await self.settle(ctx, result.usage)
         await self.audit(ctx)
         return request, result
+
+
+class _Primed:
+    """A stream whose first delta has already arrived: yields it, then the rest."""
+
+    def __init__(self, first: Delta | None, rest: AsyncIterator[Delta]) -> None:
+        self._first, self._rest = first, rest
+
+    def __aiter__(self) -> _Primed:
+        return self
+
+    async def __anext__(self) -> Delta:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._rest.__anext__()
+
+    async def aclose(self) -> None:
+        await self._rest.aclose()  # type: ignore[attr-defined]
+
+
+async def _started(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    """Wait for a stream's first delta, so that a failure before any output is raised here
+    (where the next candidate can still be tried) rather than to the client."""
+    try:
+        first: Delta | None = await deltas.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await deltas.aclose()  # type: ignore[attr-defined]
+        raise
+    return _Primed(first, deltas)

@@ -29,7 +29,8 @@ from appliance.pipeline import Accounting, Pipeline
 from appliance.providers.base import Provider
 from appliance.providers.local import LocalProvider
 from appliance.providers.registry import build_providers
-from appliance.routing import Router
+from appliance.health import ProviderHealth
+from appliance.routing import Router, aliases_from_config
 from appliance.state import StateDB
 from hardware import Profile, choose_profile, probe
 from local_models.artifacts import ArtifactStore
@@ -50,7 +51,9 @@ class Runtime:
         self.profile: Profile | None = None
         self.local: LocalProvider | None = None
         self.providers: list[Provider] = []
-        self.router = Router([])
+        health = config.provider_health
+        self.router = Router([], aliases_from_config(config.aliases), ProviderHealth(
+            health.failure_threshold, health.cooldown_seconds, health.max_cooldown_seconds))
         self._pipeline: Pipeline | None = None
         self._limiter: Limiter | None = None
         self.audit_log = AuditLog(self.data, config.audit)
@@ -207,6 +210,13 @@ class Runtime:
         log.info("local model %s loaded: %d context(s), n_ctx %d, %d thread(s), gpu layers %d",
                  chat_name, settings.pool_size, settings.context_length, settings.threads,
                  settings.gpu_layers)
+
+    def check_routes(self) -> None:
+        """Aliases and policy fallback models name served models (``ConfigError`` if not);
+        run once every provider, the local model included, is in the router."""
+        fallback = self.config.policy.fallback_model
+        self.router.check({level: getattr(fallback, level) for level in
+                           ("public", "internal", "confidential", "restricted")})
 
     def readiness(self) -> dict[str, bool]:
         database = True

@@ -132,7 +132,8 @@ def serve(config: Config, data_dir: Path) -> int:
     systemd.status("loading models")
     try:
         runtime.load_models()
-    except (ArtifactError, ProfileError, ValueError, OSError) as exc:
+        runtime.check_routes()
+    except (ArtifactError, ProfileError, ValueError, OSError, ConfigError) as exc:
         log.error("cannot start: %s", exc)
         runtime.close()
         return 1

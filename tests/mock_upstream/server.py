@@ -14,8 +14,9 @@ so tests can prove the appliance does not pass it on).
 
 Failures are injected by ``mock:<what>`` in the last user message or an ``x-mock`` header:
 401 403 404 429 500 503 529, ``slow_first_byte``, ``slow_chunks``, ``malformed``, ``cut``
-(a stream cut mid-way), ``no_usage``. ``GET /_stats`` counts requests per path and
-``POST /_reset`` clears them. aiohttp, no access log and precomputed bodies keep it cheap.
+(a stream cut mid-way), ``no_usage``; ``mock:500@gpt-4o-mini`` fails only requests for that
+model (so an alias's next candidate on the same mock answers). ``GET /_stats`` counts requests
+per path (``?by=model``: per model) and ``POST /_reset`` clears them. aiohttp, no access log and precomputed bodies keep it cheap.
 
 Run: ``python -m tests.mock_upstream.server [--port 0]``; it prints
 ``mock-upstream: listening on http://127.0.0.1:PORT``.
@@ -35,8 +36,9 @@ from aiohttp import web
 
 KEY = os.environ.get("MOCK_UPSTREAM_KEY", "mock-upstream-key")
 SLOW_SECONDS = float(os.environ.get("MOCK_UPSTREAM_SLOW_SECONDS", "3"))
-_DIRECTIVE = re.compile(r"mock:([a-z_0-9]+)")
+_DIRECTIVE = re.compile(r"mock:([a-z_0-9]+)(?:@([A-Za-z0-9._-]+))?")
 STATS: Counter[str] = Counter()
+MODEL_STATS: Counter[str] = Counter()
 
 Messages = list[tuple[str, str]]
 
@@ -268,6 +270,7 @@ class GeminiDialect(Dialect):
 async def respond(request: web.Request, dialect: Dialect, model: str, stream: bool,
                   ) -> web.StreamResponse:
     STATS[request.path] += 1
+    MODEL_STATS[model] += 1
     try:
         body = await request.json()
         messages, max_tokens = dialect.parse(body)
@@ -275,6 +278,8 @@ async def respond(request: web.Request, dialect: Dialect, model: str, stream: bo
         return dialect.error(400)
     last_user = next((text for role, text in reversed(messages) if role == "user"), "")
     found = _DIRECTIVE.search(last_user)
+    if found and found.group(2) and found.group(2) != model:
+        found = None  # aimed at another model
     what = request.headers.get("x-mock") or (found.group(1) if found else "")
     if not dialect.authorized(request):
         return dialect.error(401, dialect.presented_key(request))
@@ -340,11 +345,12 @@ async def gemini_generate(request: web.Request) -> web.StreamResponse:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return _json(200, dict(STATS))
+    return _json(200, dict(MODEL_STATS if request.query.get("by") == "model" else STATS))
 
 
 async def reset(request: web.Request) -> web.Response:
     STATS.clear()
+    MODEL_STATS.clear()
     return _json(200, {})
 
 
