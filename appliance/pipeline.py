@@ -39,7 +39,8 @@ from appliance.classify import Sensitivity
 from appliance.errors import (ApplianceError, AuthenticationFailed, InvalidRequest,
                               PolicyBlocked, RateLimited, ServiceUnavailable, UpstreamError)
 from appliance.keys import ApiKey, KeyStore
-from appliance.limits import Limiter, Reservation, TokenEstimator, UsageLedger, UsageRow
+from appliance.limits import (Limiter, Reservation, TokenEstimator, UsageLedger, UsageRow,
+                              cost_micros)
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
 from appliance.providers.base import Embeddings, ModelKind
 from appliance.routing import Candidates, Route, Router
@@ -241,18 +242,23 @@ class Pipeline:
         no await between check and reservation, so concurrent requests cannot overshoot."""
         if self.accounting is None or ctx.principal is None or ctx.route is None:
             return
-        model = ctx.route.model.id
-        estimator = self.accounting.estimator
-        if isinstance(request, EmbeddingRequest):
-            prompt = sum(estimator.estimate_text(model, text) for text in request.inputs)
-            max_tokens: int | None = 0
-        else:
-            prompt = (estimator.estimate_chat(model, request.messages)
-                      if request.messages is not None
-                      else estimator.estimate_text(model, request.prompt or ""))
-            max_tokens = request.sampling.max_tokens
-        ctx.reservation = self.accounting.limiter.reserve(ctx.principal, model, prompt,
-                                                          max_tokens)
+        estimator, limiter = self.accounting.estimator, self.accounting.limiter
+
+        def estimate(model: str) -> int:
+            if isinstance(request, EmbeddingRequest):
+                return sum(estimator.estimate_text(model, text) for text in request.inputs)
+            if request.messages is not None:
+                return estimator.estimate_chat(model, request.messages)
+            return estimator.estimate_text(model, request.prompt or "")
+
+        max_tokens = 0 if isinstance(request, EmbeddingRequest) else request.sampling.max_tokens
+        # Any candidate may end up serving (fallback), so reserve for the dearest of them.
+        models = {route.model.id for route in ctx.candidates} or {ctx.route.model.id}
+        prompt = max(estimate(m) for m in models)
+        answer = limiter.policy.default_max_tokens if max_tokens is None else max_tokens
+        model = max(sorted(models),
+                    key=lambda m: cost_micros(limiter.policy.price(m), prompt, answer))
+        ctx.reservation = limiter.reserve(ctx.principal, model, prompt, max_tokens)
 
     # 7 ------------------------------------------------------------------------------------
     def cache_lookup(self, ctx: RequestContext, request: GenerationRequest) -> Generation | None:
@@ -308,8 +314,9 @@ class Pipeline:
             if usage is None:
                 ctx.reservation.release()
             else:
-                ctx.cost_micros = ctx.reservation.settle(usage.prompt_tokens,
-                                                         usage.completion_tokens)
+                ctx.cost_micros = ctx.reservation.settle(
+                    usage.prompt_tokens, usage.completion_tokens,
+                    model=ctx.route.model.id if ctx.route is not None else None)
         key, request, route = ctx.principal, ctx.request, ctx.route
         self.accounting.ledger.record(UsageRow(
             time=time.time(), request_id=ctx.request_id, tenant_id=key.tenant_id,

@@ -134,14 +134,18 @@ class Reservation:
         self.state = "held"
         self.charged_micros = 0
 
-    def settle(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
+    def settle(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+               model: str | None = None) -> int:
         """Charge actual usage instead of the reservation; returns its cost in micro-dollars.
+        ``model`` is the one that served, when a fallback served instead of the reserved one
+        (priced at its own price; the reservation was made at the dearest candidate's).
         A second call (or one after ``release``) changes nothing."""
         if self.state != "held":
             return self.charged_micros
         self.state = "settled"
         actual = prompt_tokens + completion_tokens
-        cost = cost_micros(self.price, prompt_tokens, completion_tokens, cached_tokens)
+        price = self.price if model is None else self._limiter.policy.price(model)
+        cost = cost_micros(price, prompt_tokens, completion_tokens, cached_tokens)
         self.charged_micros = cost
         self._limiter._adjust(self, actual, cost, request_back=False)
         return cost

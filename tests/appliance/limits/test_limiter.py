@@ -182,3 +182,14 @@ def test_headers_show_the_tightest_level(clock: Clock, key: ApiKey) -> None:
 def test_format_reset() -> None:
     assert [format_reset(s) for s in (0, 0.0204, 1, 59.2, 360, 3723)] == [
         "0s", "21ms", "1s", "1m0s", "6m0s", "1h2m3s"]
+
+
+def test_a_fallback_is_charged_at_the_price_of_the_model_that_served(clock: Clock,
+                                                                      key: ApiKey) -> None:
+    prices = {**PRICES, "cheap": PricingConfig(input=100_000, output=100_000)}
+    limiter = Limiter(LimitsPolicyConfig(prices=prices, defaults=DefaultLimits(
+        department=LevelLimits(monthly_budget_micros=1000))), clock=clock)
+    held = limiter.reserve(key, "m", 100, 200)  # reserved at the dearer candidate: 500
+    assert held.settle(100, 100, model="cheap") == 20  # 200 tokens at 0.1 micro-USD
+    # 980 left: a 900 reservation fits (charged at "m" it would have left only 700)
+    assert limiter.reserve(key, "m", 100, 400).cost_micros == 900
