@@ -52,6 +52,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _support import default_models_dir, link_tree
+
 REPO = Path(__file__).resolve().parent.parent
 
 LUA = Path(__file__).resolve().parent / "wrk_post.lua"
@@ -156,29 +158,6 @@ def http_json(method: str, url: str, key: str, body: Any = None) -> tuple[int, d
                 response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
-
-
-def default_models_dir() -> Path:
-    env = os.environ.get("APPLIANCE_TEST_MODELS_DIR")
-    if env:
-        return Path(env)
-    for candidate in (REPO / ".cache/test-data/models", REPO / ".cache/test-models"):
-        if (candidate / "gemma-3-270m").is_dir():
-            return candidate
-    return REPO / ".cache/test-data/models"
-
-
-def link_tree(src: Path, dst: Path) -> None:
-    for path in src.rglob("*"):
-        target = dst / path.relative_to(src)
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copy2(path, target)
 
 
 def appliance_config(upstream: str) -> str:

@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import select
-import shutil
 import signal
 import statistics
 import subprocess
@@ -48,6 +47,8 @@ from urllib.parse import urlsplit
 
 from local_models.chat_formats import format_gemma
 from local_models.stopping import StopScanner
+
+from _support import default_models_dir, link_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,30 +92,6 @@ class Stream:
 
 
 # models and daemon -----------------------------------------------------------------------
-
-
-def default_models_dir() -> Path:
-    env = os.environ.get("APPLIANCE_TEST_MODELS_DIR")
-    if env:
-        return Path(env)
-    for candidate in (REPO / ".cache/test-data/models", REPO / ".cache/test-models"):
-        if (candidate / GGUF).exists():
-            return candidate
-    return REPO / ".cache/test-data/models"
-
-
-def link_tree(src: Path, dst: Path) -> None:
-    """Hardlink (or copy, across file systems) an installed models tree."""
-    for path in src.rglob("*"):
-        target = dst / path.relative_to(src)
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copy2(path, target)
 
 
 @dataclass(frozen=True, slots=True)
