@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -52,7 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _support import default_models_dir, link_tree
+from _support import default_models_dir, link_tree, wait_for_line
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,23 +119,6 @@ def cpu_seconds(root: int | None) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _wait_line(proc: subprocess.Popen[str], marker: str, log: Path) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
-            line = proc.stdout.readline()
-            if line.startswith(marker):
-                return line[len(marker):].strip()
-            if line:
-                continue
-        if proc.poll() is not None:
-            break
-    tail = log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"the process did not start (exit {proc.poll()}); its log:\n{tail}")
-
-
 def _stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -195,7 +177,7 @@ def appliance(upstream: str, models: Path, workdir: Path) -> Iterator[Target]:
         cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
         env={**os.environ, "BENCH_UPSTREAM_KEY": UPSTREAM_KEY})
     try:
-        base = _wait_line(proc, "appliance: listening on ", log_path)
+        base = wait_for_line(proc, "appliance: listening on ", log_path, START_TIMEOUT_S)
         admin_key = (data_dir / "secrets" / "admin.key").read_text().splitlines()[0].strip()
 
         def admin(method: str, path: str, body: Any) -> Any:
@@ -236,7 +218,7 @@ def mock(workdir: Path) -> Iterator[Target]:
             cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
             env={**os.environ, "MOCK_UPSTREAM_KEY": UPSTREAM_KEY, "PYTHONUNBUFFERED": "1"})
         try:
-            url = _wait_line(proc, "mock-upstream: listening on ", log_path)
+            url = wait_for_line(proc, "mock-upstream: listening on ", log_path, START_TIMEOUT_S)
             # Nothing more comes on stdout; stderr goes to the file, so nothing can block.
             yield Target("direct", url + "/v1/chat/completions", f"Bearer {UPSTREAM_KEY}",
                          proc.pid)

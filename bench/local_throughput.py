@@ -31,7 +31,6 @@ import itertools
 import json
 import os
 import platform
-import select
 import signal
 import statistics
 import subprocess
@@ -48,7 +47,7 @@ from urllib.parse import urlsplit
 from local_models.chat_formats import format_gemma
 from local_models.stopping import StopScanner
 
-from _support import default_models_dir, link_tree
+from _support import default_models_dir, link_tree, wait_for_line
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -141,7 +140,8 @@ def daemon(models: Path, pool: PoolConfig, workdir: Path) -> Iterator[Daemon]:
          str(data_dir), "serve", "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        url = urlsplit(_wait_listening(proc, data_dir / "daemon.log"))
+        url = urlsplit(wait_for_line(proc, "appliance: listening on ",
+                                          data_dir / "daemon.log", START_TIMEOUT_S))
         key = (data_dir / "secrets" / "admin.key").read_text().splitlines()[0].strip()
         assert url.hostname is not None and url.port is not None
         yield Daemon(Endpoint(url.hostname, url.port, key), proc.pid)
@@ -154,24 +154,6 @@ def daemon(models: Path, pool: PoolConfig, workdir: Path) -> Iterator[Daemon]:
                 proc.kill()
                 proc.wait()
         log.close()
-
-
-def _wait_listening(proc: subprocess.Popen[str], log: Path) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    marker = "appliance: listening on "
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
-            line = proc.stdout.readline()
-            if line.startswith(marker):
-                return line[len(marker):].strip()
-            if line:
-                continue
-        if proc.poll() is not None:
-            break
-    tail = log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"the daemon did not start (exit {proc.poll()}); its log:\n{tail}")
 
 
 # the two sides -----------------------------------------------------------------------------
