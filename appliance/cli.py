@@ -8,6 +8,9 @@
     appliance audit verify|search|export|rotate-master-key|purge ...
     appliance classify [--jsonl]
     appliance usage report ... | appliance limits set|list ...
+    appliance policy check FILE | appliance policy show
+    appliance enroll URL TOKEN | appliance sync status|now
+    appliance central serve|policy publish|enroll-token|fleet ...  (the control plane)
 
 Every subcommand accepts ``--config PATH`` and ``--data-dir PATH`` (before or after the
 subcommand's name). Exit codes: 0 success, 1 failure, 2 usage error.
@@ -28,6 +31,8 @@ from appliance.audit import cli as audit_cli
 from appliance.classify import cli as classify_cli
 from appliance.limits import cli as limits_cli
 from appliance.config import Config, ConfigError, load_config, resolve_data_dir
+from sync import cli as sync_cli
+from sync.central import cli as central_cli
 
 
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -75,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     limits_cli.add_parser(command)
     audit_cli.add_parser(commands, lambda p: _common(p, suppress=True))
     classify_cli.add_parser(commands, lambda p: _common(p, suppress=True))
+    sync_cli.add_parser(command)
+    central_cli.add_parser(command)
     return parser
 
 
@@ -152,6 +159,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "central":  # its own config file and data directory
+        return central_cli.run(args)
     try:
         if args.command == "config":
             return cmd_config(args)
@@ -169,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return classify_cli.run(args, config.classify)
     if args.command == "audit":
         return audit_cli.run(args, data_dir, config.audit)
+    if args.command in sync_cli.COMMANDS:
+        return sync_cli.run(args, config, data_dir)
     if args.command in limits_cli.COMMANDS:
         return limits_cli.run(args, data_dir)
     return cli_admin.run(args, data_dir)

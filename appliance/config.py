@@ -19,7 +19,9 @@ from appliance.audit.config import AuditConfig
 from appliance.classify.config import ClassifyConfig
 from appliance.limits.config import LimitsPolicyConfig
 from appliance.providers.config import ProviderConfig
+from appliance.policy import PolicyConfig
 from appliance.validation import describe
+from sync.config import SyncConfig
 
 DEFAULT_DATA_DIR = Path(".appliance")
 DATA_DIR_ENV = "APPLIANCE_DATA_DIR"
@@ -79,58 +81,6 @@ class LocalModelsConfig(_Section, frozen=True):
     embedding_threads: PositiveInt = 1
 
 
-Zone = Literal["device", "site", "cloud"]
-Zones = tuple[Zone, ...]
-
-
-class ZonePolicyConfig(_Section, frozen=True):
-    """Which zones each sensitivity level may reach. A request whose level may not reach the
-    zone of the model it asked for is refused (403 ``sensitivity_policy``) before any upstream
-    call: the appliance fails closed. The defaults keep personal data, secrets and health
-    information on the premises."""
-
-    public: Zones = ("device", "site", "cloud")
-    internal: Zones = ("device", "site", "cloud")
-    confidential: Zones = ("device", "site")
-    restricted: Zones = ("device", "site")
-
-
-ForbiddenAction = Literal["reroute", "block", "redact"]
-
-
-class OnForbiddenConfig(_Section, frozen=True):
-    """What to do, per level, when a request may not reach the zone of the model it asked
-    for. Unset: ``reroute`` for an alias (take its next allowed candidate), ``block`` for a
-    concrete model (403, as when nothing is configured). ``reroute`` of a concrete model goes
-    to that level's ``fallback_model``, and blocks when there is none."""
-
-    public: ForbiddenAction | None = None
-    internal: ForbiddenAction | None = None
-    confidential: ForbiddenAction | None = None
-    restricted: ForbiddenAction | None = None
-
-    def __post_init__(self) -> None:
-        for level in ("public", "internal", "confidential", "restricted"):
-            if getattr(self, level) == "redact":
-                raise ValueError(f"`{level}`: \"redact\" is not implemented yet; use "
-                                 "\"reroute\" or \"block\"")
-
-
-class FallbackModelConfig(_Section, frozen=True):
-    """Per level, the model a rerouted request for a concrete model goes to."""
-
-    public: str | None = None
-    internal: str | None = None
-    confidential: str | None = None
-    restricted: str | None = None
-
-
-class PolicyConfig(_Section, frozen=True):
-    allowed_zones: ZonePolicyConfig = ZonePolicyConfig()
-    on_forbidden: OnForbiddenConfig = OnForbiddenConfig()
-    fallback_model: FallbackModelConfig = FallbackModelConfig()
-
-
 class AliasConfig(_Section, frozen=True):
     """An alias in its long form; the short form ``name = ["a", "b"]`` is ``ordered``."""
 
@@ -159,7 +109,11 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     limits: LimitsConfig = LimitsConfig()
     local: LocalModelsConfig = LocalModelsConfig()
     classify: ClassifyConfig = ClassifyConfig()
+    #: The routing policy when no policy file is named and none was synced from central.
     policy: PolicyConfig = PolicyConfig()
+    #: A policy file (same schema as ``[policy]``, see the README) that replaces the
+    #: ``[policy]`` section; a policy applied by the sync agent takes precedence over both.
+    policy_file: str | None = None
     #: Model servers on site and cloud providers, as ``[[providers]]`` tables.
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     #: Model names clients may ask for that stand for candidate models in preference order:
@@ -169,6 +123,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     provider_health: ProviderHealthConfig = ProviderHealthConfig()
     limits_policy: LimitsPolicyConfig = LimitsPolicyConfig()
     audit: AuditConfig = AuditConfig()
+    sync: SyncConfig = SyncConfig()
 
 
 class ConfigError(Exception):

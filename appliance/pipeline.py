@@ -34,13 +34,14 @@ from typing import Literal
 
 from appliance.audit import AuditLog, AuditUnavailable, Content, Principal, RequestRecord
 from appliance.classify import Classifier
-from appliance.config import LimitsConfig, PolicyConfig
+from appliance.config import LimitsConfig
 from appliance.classify import Sensitivity
 from appliance.errors import (ApplianceError, AuthenticationFailed, InvalidRequest,
                               PolicyBlocked, RateLimited, ServiceUnavailable, UpstreamError)
 from appliance.keys import ApiKey, KeyStore
 from appliance.limits import (Limiter, Reservation, TokenEstimator, UsageLedger, UsageRow,
                               cost_micros)
+from appliance.policy import EffectivePolicy, PolicyConfig, PolicyHolder
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
 from appliance.providers.base import Embeddings, ModelKind
 from appliance.routing import Candidates, Route, Router
@@ -70,6 +71,14 @@ class RequestContext:
     finding_types: tuple[str, ...] = ()
     #: A level the client declared (``x-data-classification``): it can raise, never lower.
     declared: str | None = None
+    #: The policy for this request's key (overrides applied); set by ``classify``.
+    policy: EffectivePolicy | None = None
+    #: The raw ``x-appliance-max-latency-ms`` header, parsed by ``classify``.
+    latency_header: str | None = None
+    #: The latency budget (``x-appliance-max-latency-ms``, else the app's policy), in ms.
+    max_latency_ms: int | None = None
+    #: Zones this request may reach only with its identifiers redacted (``redact`` action).
+    redact_zones: frozenset[str] = frozenset()
     cache: str = "bypass"
     usage: Usage | None = None
     status: int = 200
@@ -104,9 +113,10 @@ class Pipeline:
                  audit_log: AuditLog | None = None,
                  accounting: Accounting | None = None,
                  classifier: Classifier | None = None,
-                 policy: PolicyConfig | None = None) -> None:
+                 policy: PolicyConfig | PolicyHolder | None = None) -> None:
         self.keys = keys
-        self.policy = policy or PolicyConfig()
+        self.policies = (policy if isinstance(policy, PolicyHolder)
+                         else PolicyHolder(policy or PolicyConfig()))
         self.classifier = classifier
         self.router = router
         self.limits = limits
@@ -135,10 +145,31 @@ class Pipeline:
         return parse_completion(body, self.limits)
 
     # 3 ------------------------------------------------------------------------------------
+    def effective_policy(self, ctx: RequestContext) -> EffectivePolicy:
+        """The policy in force for this request's key, overrides applied (cached)."""
+        if ctx.policy is None:
+            key = ctx.principal
+            ctx.policy = (self.policies.for_owner(key.tenant_id, key.department_id, key.app_id)
+                          if key is not None else self.policies.base())
+        return ctx.policy
+
     def classify(self, ctx: RequestContext, request: GenerationRequest | EmbeddingRequest
                  ) -> None:
         """Find identifiers and secrets in everything the model will see; findings plus the
-        declared level give the request's sensitivity (routing policy acts on it next)."""
+        declared level (header, else the app's policy default) give the request's sensitivity
+        (routing policy acts on it next)."""
+        policy = self.effective_policy(ctx)
+        if ctx.latency_header is not None:
+            try:
+                ctx.max_latency_ms = int(ctx.latency_header.strip())
+                if ctx.max_latency_ms < 1:
+                    raise ValueError
+            except ValueError as exc:
+                raise InvalidRequest("The latency budget must be a whole number of "
+                                     "milliseconds >= 1.",
+                                     param="x-appliance-max-latency-ms") from exc
+        else:
+            ctx.max_latency_ms = policy.max_latency_ms
         if isinstance(request, EmbeddingRequest):
             texts = request.inputs
         elif request.messages is not None:
@@ -159,6 +190,8 @@ class Pipeline:
                 raise InvalidRequest(
                     f"Unknown data classification '{ctx.declared}': use public, internal, "
                     "confidential or restricted.", param="x-data-classification") from exc
+        if policy.classification is not None:  # the app's default declaration
+            level = max(level, Sensitivity.parse(policy.classification))
         ctx.sensitivity, ctx.finding_types = level.label, found
 
     # 4 ------------------------------------------------------------------------------------
@@ -181,13 +214,14 @@ class Pipeline:
         forbidden candidates (``reroute``, its default) or is refused (``block``). Then
         unhealthy or unready candidates are skipped (none left: 503 saying why)."""
         level = ctx.sensitivity
-        allowed_zones = getattr(self.policy.allowed_zones, level)
-        action = getattr(self.policy.on_forbidden, level) or (
+        policy = self.effective_policy(ctx)
+        allowed_zones = policy.zones(level)
+        action = policy.on_forbidden[level] or (
             "reroute" if found.alias is not None else "block")
         allowed = [r for r in found.routes if r.provider.zone in allowed_zones]
         forbidden = [r for r in found.routes if r.provider.zone not in allowed_zones]
         if forbidden and action == "reroute" and found.alias is None:
-            fallback = getattr(self.policy.fallback_model, level)
+            fallback = policy.fallback_model[level]
             if fallback is not None:
                 route = self.router.concrete(fallback, forbidden[0].model.kind)
                 allowed = [route] if route.provider.zone in allowed_zones else []
@@ -226,7 +260,7 @@ class Pipeline:
 
     def check_zone(self, ctx: RequestContext, route: Route) -> None:
         """The last line of defence before an upstream call: the route's zone is allowed."""
-        allowed = getattr(self.policy.allowed_zones, ctx.sensitivity)
+        allowed = self.effective_policy(ctx).zones(ctx.sensitivity)
         if route.provider.zone not in allowed:
             ctx.action = "block"
             raise PolicyBlocked(

@@ -18,14 +18,16 @@ from typing import Any
 
 import msgspec
 
-from appliance.audit import AdminEvent, AuditLog, admin_event
+from appliance.audit import AdminEvent, AuditLog, AuditUnavailable, admin_event
 from appliance.classify import Classifier
-from appliance.config import Config
+from appliance.config import Config, ConfigError
 from appliance.datadir import DataDir
 from appliance.identity import IdentityStore
 from appliance.keys import KeyStore
 from appliance.limits import LimitStore, Limiter, TokenEstimator, UsageLedger
 from appliance.pipeline import Accounting, Pipeline
+from appliance.policy import (LEVELS, Owner, PolicyConfig, PolicyError, PolicyHolder,
+                              load_policy)
 from appliance.providers.base import Provider
 from appliance.providers.local import LocalProvider
 from appliance.providers.registry import build_providers
@@ -55,6 +57,7 @@ class Runtime:
         self.router = Router([], aliases_from_config(config.aliases), ProviderHealth(
             health.failure_threshold, health.cooldown_seconds, health.max_cooldown_seconds))
         self._pipeline: Pipeline | None = None
+        self.policies = PolicyHolder(*self._initial_policy(), owner_lookup=self._owner)
         self._limiter: Limiter | None = None
         self.audit_log = AuditLog(self.data, config.audit)
         self.estimator = TokenEstimator(self.data.models)
@@ -92,13 +95,63 @@ class Runtime:
                                 describe=self._describe_scope)
         self._pipeline = Pipeline(self._keys, self.router, self.config.limits, self.audit_log,
                                   Accounting(self.estimator, self._limiter, self.ledger),
-                                  Classifier(self.config.classify), self.config.policy)
+                                  Classifier(self.config.classify), self.policies)
         if self.data.admin_key_file.exists() or self._keys.has_role("admin"):
             return None
         plaintext, key = self._keys.create("bootstrap admin", role="admin")
         self.data.write_secret("admin.key", (plaintext + "\n").encode())
         self._bootstrap_key_id = key.id
         return plaintext
+
+    def _initial_policy(self) -> tuple[PolicyConfig, str]:
+        """The policy file named in the config, else the ``[policy]`` section. (A policy the
+        sync agent applied replaces it once the agent has started.)"""
+        if self.config.policy_file:
+            try:
+                return load_policy(Path(self.config.policy_file)), (
+                    f"file {self.config.policy_file}")
+            except PolicyError as exc:
+                raise ConfigError(f"key `policy_file`: {exc}") from exc
+        return self.config.policy, "config"
+
+    def _owner(self, tenant_id: str | None, department_id: str | None,
+               app_id: str | None) -> Owner:
+        """Ids and names of a key's owners, for matching policy overrides."""
+        def pair(kind: str, ident: str | None) -> tuple[str | None, str | None]:
+            if ident is None:
+                return (None, None)
+            try:
+                return (ident, self.identity.get(kind, ident).name)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - a vanished entity matches by id only
+                return (ident, None)
+        return Owner(pair("tenant", tenant_id), pair("department", department_id),
+                     pair("app", app_id))
+
+    def check_policy(self, policy: PolicyConfig) -> None:
+        """Every fallback model a policy names is served here (``PolicyError`` if not)."""
+        served = {m.id for p in self.router.providers for m in p.models()}
+        tables = [("fallback_model", policy.fallback_model)] + [
+            (f"overrides[{i}].fallback_model", o.fallback_model)
+            for i, o in enumerate(policy.overrides)]
+        for where, table in tables:
+            for level in LEVELS:
+                model = getattr(table, level)
+                if model is not None and model not in served:
+                    raise PolicyError(f"field `{where}.{level}`: no provider serves the model "
+                                      f"'{model}'")
+
+    def apply_policy(self, policy: PolicyConfig, source: str) -> None:
+        """Put ``policy`` in force for the next request (atomic), after checking it against
+        the served models; records a ``policy_applied`` audit event."""
+        self.check_policy(policy)
+        self.policies.swap(policy, source)
+        digest = hashlib.sha256(msgspec.json.encode(policy)).hexdigest()
+        try:
+            self.audit_log.submit(admin_event("policy_changed", version=str(policy.version),
+                                              source=source, sha256=digest))
+        except AuditUnavailable:  # before the log is open (start-up): the start records it
+            pass
+        log.info("policy version %d applied from %s", policy.version, source)
 
     def _describe_scope(self, kind: str, scope_id: str) -> str:
         """A scope's name for refusal messages ("department 'Radiology'")."""
@@ -214,9 +267,11 @@ class Runtime:
     def check_routes(self) -> None:
         """Aliases and policy fallback models name served models (``ConfigError`` if not);
         run once every provider, the local model included, is in the router."""
-        fallback = self.config.policy.fallback_model
-        self.router.check({level: getattr(fallback, level) for level in
-                           ("public", "internal", "confidential", "restricted")})
+        self.router.check()
+        try:
+            self.check_policy(self.policies.policy)
+        except PolicyError as exc:
+            raise ConfigError(f"policy ({self.policies.source}): {exc}") from exc
 
     def readiness(self) -> dict[str, bool]:
         database = True

@@ -23,7 +23,7 @@ Action = Literal["allow", "redact", "reroute", "block"]
 AdminKind = Literal[
     "start", "stop",
     "key_created", "key_revoked",
-    "config_changed", "policy_changed",
+    "config_changed", "policy_changed", "policy_rejected", "enrolled",
     "verification_failed",
     "recovered_torn_tail",
     "master_key_rotated",

@@ -37,8 +37,10 @@ T = TypeVar("T")
 
 
 def _context(request: Request) -> RequestContext:
+    headers = request.headers
     return RequestContext(request_id=request.scope["state"]["request_id"],
-                          declared=request.headers.get("x-data-classification"))
+                          declared=headers.get("x-data-classification"),
+                          latency_header=headers.get("x-appliance-max-latency-ms"))
 
 
 class ClientDisconnected(Exception):
