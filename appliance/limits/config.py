@@ -37,11 +37,20 @@ class LevelLimits(_Section, frozen=True):
     monthly_budget_micros: NonNegativeInt | None = None
 
 
+#: Every key has a requests- and a tokens-per-minute limit unless the config sets others, so
+#: every response can carry OpenAI's ``x-ratelimit-*`` headers and a runaway integration is
+#: stopped by default: 600 requests and 1,000,000 tokens a minute per key is far above what
+#: one app sends the box's own model and well below a cloud bill surprise.
+DEFAULT_KEY_LIMITS = LevelLimits(rpm=600, tpm=1_000_000)
+
+
 class DefaultLimits(_Section, frozen=True):
     """What a key, app, department or tenant gets when the ``limits`` table says nothing for a
-    column (a row's non-null columns override these one by one)."""
+    column (a row's non-null columns override these one by one). ``[limits_policy.defaults.
+    key]`` replaces the key defaults; one that leaves out ``rpm`` or ``tpm`` keeps 600 or
+    1,000,000 for it (the limiter fills them in), so a key is never without both."""
 
-    key: LevelLimits = LevelLimits()
+    key: LevelLimits = DEFAULT_KEY_LIMITS
     app: LevelLimits = LevelLimits()
     department: LevelLimits = LevelLimits()
     tenant: LevelLimits = LevelLimits()

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 from appliance.errors import RateLimited
 from appliance.keys import ApiKey
-from appliance.limits.config import LimitsPolicyConfig, PricingConfig, cost_micros
+from appliance.limits.config import (DEFAULT_KEY_LIMITS, LimitsPolicyConfig, PricingConfig,
+                                     cost_micros)
 from appliance.limits.store import LimitStore, ScopeKind, ScopeLimits, utc_periods
 
 Describe = Callable[[str, str], str]
@@ -189,8 +190,11 @@ class Limiter:
 
     def _load(self, kind: ScopeKind, scope_id: str) -> ScopeLimits:
         default = getattr(self.policy.defaults, kind)
-        defaults = ScopeLimits(default.rpm, default.tpm, default.tpd,
-                               default.monthly_budget_micros)
+        rpm, tpm = default.rpm, default.tpm
+        if kind == "key":  # a key always has per-minute limits (and so x-ratelimit headers)
+            rpm = DEFAULT_KEY_LIMITS.rpm if rpm is None else rpm
+            tpm = DEFAULT_KEY_LIMITS.tpm if tpm is None else tpm
+        defaults = ScopeLimits(rpm, tpm, default.tpd, default.monthly_budget_micros)
         row = self._store.get_limits(kind, scope_id) if self._store else None
         return defaults if row is None else row.over(defaults)
 

@@ -268,3 +268,25 @@ def test_sensitivity_is_classified_and_declarations_only_raise_it(server: Server
     bad = level(HELLO, "top-secret")
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "x-data-classification"
+
+
+RATELIMIT_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens",
+                     "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
+                     "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+
+
+def test_every_response_carries_the_ratelimit_headers(server: ServerProcess) -> None:
+    """Nothing configured: a key still has default per-minute limits, so a whole answer, a
+    stream and a refused request all carry OpenAI's six headers."""
+    body = {"model": CHAT_MODEL, "messages": HELLO, "max_tokens": 2}
+    with server.client() as http:
+        whole = http.post("/v1/chat/completions", json=body)
+        with http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as s:
+            s.read()
+            streamed = s.headers
+        bad = http.post("/v1/chat/completions", json={**body, "temperature": "hot"})
+    assert whole.status_code == 200 and bad.status_code == 400
+    for headers in (whole.headers, streamed, bad.headers):
+        assert all(h in headers for h in RATELIMIT_HEADERS), headers
+    assert whole.headers["x-ratelimit-limit-requests"] == "600"
+    assert 0 <= int(whole.headers["x-ratelimit-remaining-tokens"]) <= 1_000_000

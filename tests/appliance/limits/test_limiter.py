@@ -176,7 +176,12 @@ def test_headers_show_the_tightest_level(clock: Clock, key: ApiKey) -> None:
         "x-ratelimit-limit-tokens": "10000", "x-ratelimit-remaining-tokens": "6000",
         "x-ratelimit-reset-tokens": "24s",
     }
-    assert Limiter(policy(), clock=clock).headers(key) == {}
+    # With nothing configured a key still has the default per-minute limits, so the headers
+    # are on every response.
+    unconfigured = Limiter(policy(), clock=clock).headers(key)
+    assert unconfigured["x-ratelimit-limit-requests"] == "600"
+    assert unconfigured["x-ratelimit-limit-tokens"] == "1000000"
+    assert len(unconfigured) == 6
 
 
 def test_format_reset() -> None:
