@@ -80,30 +80,54 @@ def usage_report(db: sqlite3.Connection, group_by: Sequence[str], since: float |
            + (f" WHERE {' AND '.join(where)}" if where else "")
            + (f" GROUP BY {', '.join(keys)}" if keys else "")
            + f" ORDER BY {len(keys) + 5} DESC")  # the cost_micros column
-    rows = db.execute(sql, args).fetchall()
-    return [dict(zip([*names, *MEASURES], row, strict=True)) for row in rows]
+    rows = [dict(zip([*names, *MEASURES], row, strict=True))
+            for row in db.execute(sql, args).fetchall()]
+    for name in names:  # ids are what rows keep (names change); reports show both
+        table = _NAMED.get(name)
+        if table is None:
+            continue
+        lookup = dict(db.execute(f"SELECT id, name FROM {table}").fetchall())
+        for row in rows:
+            row[f"{name}_name"] = lookup.get(row[name])
+    return rows
+
+
+#: group_by fields that are ids of named entities, and the table holding their names
+_NAMED = {"tenant": "tenants", "department": "departments", "app": "apps", "key": "api_keys"}
+
+
+def columns(group_by: Sequence[str]) -> list[str]:
+    """The report's columns: each group field (with its name after an id field), then
+    MEASURES."""
+    out: list[str] = []
+    for name in group_by:
+        out.append(name)
+        if name in _NAMED:
+            out.append(f"{name}_name")
+    return [*out, *MEASURES]
 
 
 def format_csv(rows: list[dict[str, Any]], group_by: Sequence[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*group_by, *MEASURES])
+    header = columns(group_by)
+    writer.writerow(header)
     for row in rows:
-        writer.writerow([row[c] if row[c] is not None else "" for c in [*group_by, *MEASURES]])
+        writer.writerow([row[c] if row[c] is not None else "" for c in header])
     return out.getvalue()
 
 
 def format_table(rows: list[dict[str, Any]], group_by: Sequence[str]) -> str:
     """Aligned columns for a terminal; cost shown in dollars as well as micro-dollars."""
-    columns = [*group_by, *MEASURES, "cost_usd"]
-    cells = [[_cell(row, c) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    shown = [*columns(group_by), "cost_usd"]
+    cells = [[_cell(row, c) for c in shown] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(shown)]
     numeric = set(MEASURES) | {"cost_usd"}
     lines = ["  ".join(c.upper().rjust(w) if c in numeric else c.upper().ljust(w)
-                       for c, w in zip(columns, widths, strict=True)).rstrip()]
+                       for c, w in zip(shown, widths, strict=True)).rstrip()]
     for r in cells:
         lines.append("  ".join(v.rjust(w) if c in numeric else v.ljust(w)
-                               for c, v, w in zip(columns, r, widths, strict=True)).rstrip())
+                               for c, v, w in zip(shown, r, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 

@@ -37,7 +37,8 @@ def test_grouping_and_time_range(tmp_path: Path) -> None:
     fill(tmp_path)
     db = StateDB(tmp_path / "state.db")
     rows = usage_report(db.conn, ["department", "model"])
-    assert rows[0] == {"department": "dep_a", "model": "gpt-4o", "requests": 2,
+    assert rows[0] == {"department": "dep_a", "department_name": None, "model": "gpt-4o",
+                       "requests": 2,
                        "prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30,
                        "cost_micros": 150, "cache_hits": 1}
     assert {(r["department"], r["model"]) for r in rows} == {
@@ -105,3 +106,18 @@ def test_cli_report_and_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert json.loads(capsys.readouterr().out) == [
         {"kind": "department", "id": "dep_a", "rpm": None, "tpm": 1000, "tpd": None,
          "monthly_budget_micros": 5000000}]
+
+
+def test_reports_name_the_entities_they_group_by(tmp_path: Path) -> None:
+    fill(tmp_path)
+    db = StateDB(tmp_path / "state.db")
+    db.conn.execute("INSERT INTO tenants(id, name, created_at) VALUES ('t1', 'Clinic', 0)")
+    db.conn.execute("INSERT INTO departments(id, tenant_id, name, created_at)"
+                    " VALUES ('dep_a', 't1', 'Radiology', 0)")
+    rows = {r["department"]: r for r in usage_report(db.conn, ["department"])}
+    assert rows["dep_a"]["department_name"] == "Radiology"
+    assert rows["dep_b"]["department_name"] is None  # deleted or never known: the id stays
+    assert format_csv(list(rows.values()), ["department"]).splitlines()[0].startswith(
+        "department,department_name,requests")
+    assert "Radiology" in format_table(list(rows.values()), ["department"])
+    db.close()
