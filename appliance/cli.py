@@ -26,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from appliance import cli_admin
+from appliance import cli_admin, policy_cli
 from appliance.audit import cli as audit_cli
 from appliance.classify import cli as classify_cli
 from appliance.limits import cli as limits_cli
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits_cli.add_parser(command)
     audit_cli.add_parser(commands, lambda p: _common(p, suppress=True))
     classify_cli.add_parser(commands, lambda p: _common(p, suppress=True))
+    policy_cli.add_parser(command)
     sync_cli.add_parser(command)
     central_cli.add_parser(command)
     return parser
@@ -178,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return classify_cli.run(args, config.classify)
     if args.command == "audit":
         return audit_cli.run(args, data_dir, config.audit)
+    if args.command in policy_cli.COMMANDS:
+        return policy_cli.run(args, config)
     if args.command in sync_cli.COMMANDS:
         return sync_cli.run(args, config, data_dir)
     if args.command in limits_cli.COMMANDS:

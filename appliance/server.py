@@ -109,7 +109,11 @@ def configure_logging(level: str) -> None:
 
 def serve(config: Config, data_dir: Path) -> int:
     configure_logging(config.server.log_level)
-    runtime = Runtime(config, data_dir)
+    try:
+        runtime = Runtime(config, data_dir)
+    except ConfigError as exc:  # e.g. a policy file that fails validation
+        log.error("cannot start: %s", exc)
+        return 1
     admin_key = runtime.prepare()
     try:
         runtime.connect_providers()
