@@ -7,9 +7,13 @@ import re
 import pytest
 
 from appliance.config import parse_config
+from appliance.policy import parse_policy
 from tests.conftest import REPO
 
-BLOCKS = re.findall(r"```toml\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+README = (REPO / "README.md").read_text()
+BLOCKS = re.findall(r"```toml\n(.*?)```", README, re.S)
+#: Policy files (```toml policy): their own schema, not the config's.
+POLICY_BLOCKS = re.findall(r"```toml policy\n(.*?)```", README, re.S)
 
 
 def test_readme_has_config_examples() -> None:
@@ -19,3 +23,12 @@ def test_readme_has_config_examples() -> None:
 @pytest.mark.parametrize("block", BLOCKS)
 def test_readme_config_example_is_valid(block: str) -> None:
     parse_config(block, "README.md")
+
+
+def test_readme_has_a_policy_example() -> None:
+    assert POLICY_BLOCKS
+
+
+@pytest.mark.parametrize("block", POLICY_BLOCKS)
+def test_readme_policy_example_is_valid(block: str) -> None:
+    parse_policy(block, "README.md")
