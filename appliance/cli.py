@@ -9,6 +9,7 @@
     appliance classify [--jsonl]
     appliance usage report ... | appliance limits set|list ...
     appliance policy check FILE | appliance policy show
+    appliance providers status [--json] [--url URL]   (asks the running daemon)
     appliance enroll URL TOKEN | appliance sync status|now
     appliance central serve|policy publish|enroll-token|fleet ...  (the control plane)
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from appliance import cli_admin, policy_cli
+from appliance import cli_admin, policy_cli, providers_cli
 from appliance.audit import cli as audit_cli
 from appliance.classify import cli as classify_cli
 from appliance.limits import cli as limits_cli
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.add_parser(commands, lambda p: _common(p, suppress=True))
     classify_cli.add_parser(commands, lambda p: _common(p, suppress=True))
     policy_cli.add_parser(command)
+    providers_cli.add_parser(command)
     sync_cli.add_parser(command)
     central_cli.add_parser(command)
     return parser
@@ -185,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sync_cli.run(args, config, data_dir)
     if args.command in limits_cli.COMMANDS:
         return limits_cli.run(args, data_dir)
+    if args.command in providers_cli.COMMANDS:
+        return providers_cli.run(args, config, data_dir)
     return cli_admin.run(args, data_dir)
 
 

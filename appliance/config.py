@@ -85,9 +85,11 @@ class AliasConfig(_Section, frozen=True):
     """An alias in its long form; the short form ``name = ["a", "b"]`` is ``ordered``."""
 
     candidates: list[str]
-    #: ``ordered``: the first allowed, healthy candidate; ``fastest``: the allowed, healthy
-    #: candidate with the lowest measured time to first byte (unmeasured ones first).
-    strategy: Literal["ordered", "fastest"] = "ordered"
+    #: How the allowed, healthy candidates are ordered (``appliance.routing.Router.rank``):
+    #: ``ordered`` as listed; ``fastest`` by measured time to first byte (unmeasured ones
+    #: first, so they get measured); ``cheapest`` by ``limits_policy`` price; ``balanced`` by
+    #: the sum of a candidate's places in the fastest and the cheapest orders.
+    strategy: Literal["ordered", "fastest", "cheapest", "balanced"] = "ordered"
 
     def __post_init__(self) -> None:
         if not self.candidates:
@@ -95,11 +97,29 @@ class AliasConfig(_Section, frozen=True):
 
 
 class ProviderHealthConfig(_Section, frozen=True):
-    """When the router skips a failing provider (in memory; a restart forgets it)."""
+    """Each provider's circuit breaker and latency measurements (``appliance.health``; in
+    memory: a restart forgets them)."""
 
+    #: Consecutive failures that open a closed circuit. (A connection failure to a cloud
+    #: provider opens every cloud circuit at once: the uplink is down.)
     failure_threshold: PositiveInt = 3
+    #: How long a circuit stays open the first time before it lets trial requests through
+    #: (half-open); it doubles each time a trial fails, up to ``max_cooldown_seconds``.
     cooldown_seconds: Seconds = 10.0
     max_cooldown_seconds: Seconds = 300.0
+    #: Trial requests a half-open circuit lets through at once (the others rank it last).
+    half_open_requests: PositiveInt = 1
+    #: Successful trials that close a half-open circuit.
+    half_open_successes: PositiveInt = 1
+    #: Samples per provider and model kept for the p50/p95 of time to first token and
+    #: tokens/s (a ring: the oldest goes first).
+    latency_samples: PositiveInt = 100
+    #: Weight of the newest sample in the moving averages.
+    latency_alpha: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.3
+
+    def __post_init__(self) -> None:
+        if self.max_cooldown_seconds < self.cooldown_seconds:
+            raise ValueError("`max_cooldown_seconds` must be at least `cooldown_seconds`")
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

@@ -3,14 +3,29 @@
 A client asks for a concrete model (served by exactly one provider) or for an alias: a name
 standing for candidate models across zones in preference order. ``resolve`` turns the name
 into candidate routes; the pipeline's route step removes what the zone policy forbids and what
-``health`` says is cooling down, and ``rank`` orders what is left. The router fails closed: a
-model no provider serves, or one the key may not use, is refused, and a candidate the policy
-forbids is never tried.
+``health`` says is open, and ``rank`` orders what is left. The router fails closed: a model no
+provider serves, or one the key may not use, is refused, and a candidate the policy forbids is
+never tried.
+
+``rank`` sorts by, in turn:
+
+1. circuit: closed candidates, and half-open ones with a trial slot free (the trials are what
+   close a circuit, so they keep their place), before half-open ones without;
+2. the request's latency budget (``x-appliance-max-latency-ms`` or the app's policy): a
+   candidate whose expected latency (p95 time to first token, plus ``max_tokens`` at its p50
+   tokens/s when both are known) exceeds the budget goes after those within it, the least
+   slow first. It is never dropped: a slow answer beats none. Unmeasured candidates count as
+   within budget;
+3. the alias strategy: ``ordered`` (as configured), ``fastest`` (lowest moving average of
+   time to first token; unmeasured first, so they get measured), ``cheapest`` (the price of a
+   request of 1,000 prompt tokens plus ``max_tokens``, 1,000 when unset; unpriced is free) or
+   ``balanced`` (the sum of the places in the fastest and the cheapest orders);
+4. the configured order, which breaks every tie.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,9 +33,14 @@ from appliance.config import AliasConfig, ConfigError
 from appliance.errors import InvalidRequest, ModelNotFound
 from appliance.health import ProviderHealth
 from appliance.keys import ApiKey
+from appliance.limits.config import PricingConfig
 from appliance.providers.base import ModelInfo, ModelKind, Provider
+from appliance.types import EmbeddingRequest, GenerationRequest
 
-Strategy = Literal["ordered", "fastest"]
+Strategy = Literal["ordered", "fastest", "cheapest", "balanced"]
+PriceLookup = Callable[[str], PricingConfig | None]
+#: The request size ``cheapest`` prices candidates at (prompt, and answer without max_tokens).
+PRICED_TOKENS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +77,15 @@ def aliases_from_config(table: Mapping[str, list[str] | AliasConfig]) -> dict[st
 
 class Router:
     def __init__(self, providers: list[Provider], aliases: dict[str, Alias] | None = None,
-                 health: ProviderHealth | None = None) -> None:
+                 health: ProviderHealth | None = None, price: PriceLookup | None = None
+                 ) -> None:
         self.providers = providers
         self.aliases = aliases or {}
         self.health = health or ProviderHealth()
+        self.health.cloud_providers = lambda: [p.name for p in self.providers
+                                               if p.zone == "cloud"]
+        #: A model's price (``limits_policy.prices``), for ``cheapest``; None: all free.
+        self.price = price
 
     def _table(self) -> dict[str, tuple[Provider, ModelInfo]]:
         table: dict[str, tuple[Provider, ModelInfo]] = {}
@@ -127,9 +152,63 @@ class Router:
                                  f"this {kind} request.", param="model", code="invalid_model")
         return Route(provider, info)
 
-    def rank(self, routes: list[Route], strategy: Strategy) -> list[Route]:
-        """``fastest``: lowest smoothed time to first byte first, unmeasured providers before
-        measured ones (so they get measured); ties keep the configured order."""
+    def rank(self, routes: list[Route], strategy: Strategy, max_latency_ms: int | None = None,
+             request: GenerationRequest | EmbeddingRequest | None = None) -> list[Route]:
+        """``routes`` (allowed, not open) in the order to try them: see the module docstring."""
+        max_tokens = (request.sampling.max_tokens if isinstance(request, GenerationRequest)
+                      else None)
+        order = self._strategy_order(routes, strategy, max_tokens)
+        health = self.health
+
+        def key(index: int) -> tuple[int, int, float, int]:
+            route = routes[index]
+            name = route.provider.name
+            waiting = int(health.state(name) == "half_open" and not health.trial_free(name))
+            expected = self.expected_seconds(route, max_tokens)
+            over = (max_latency_ms is not None and expected is not None
+                    and expected * 1000 > max_latency_ms)
+            return waiting, int(over), expected if over and expected else 0.0, order[index]
+
+        return [routes[i] for i in sorted(range(len(routes)), key=key)]
+
+    def expected_seconds(self, route: Route, max_tokens: int | None) -> float | None:
+        """p95 time to first token, plus ``max_tokens`` at the p50 tokens/s when measured;
+        None before the first measurement."""
+        measured = self.health.latency(route.provider.name, route.model.id)
+        ttft = measured.ttft.percentile(95) if measured is not None else None
+        if measured is None or ttft is None:
+            return None
+        rate = measured.tokens_per_second.percentile(50)
+        return ttft + (max_tokens / rate if max_tokens and rate else 0.0)
+
+    def _strategy_order(self, routes: list[Route], strategy: Strategy,
+                        max_tokens: int | None) -> list[int]:
+        """Each route's place (0 first) in the strategy's order; ties keep the given order."""
+        def places(key: Callable[[int], tuple[int, float]]) -> list[int]:
+            place = [0] * len(routes)
+            for position, index in enumerate(sorted(range(len(routes)),
+                                                    key=lambda i: (key(i), i))):
+                place[index] = position
+            return place
+
         if strategy == "ordered":
-            return routes
-        return sorted(routes, key=lambda r: self.health.latency(r.provider.name) or 0.0)
+            return list(range(len(routes)))
+        fastest = places(lambda i: self._ttft_key(routes[i]))
+        if strategy == "fastest":
+            return fastest
+        cheapest = places(lambda i: (0, self._price_key(routes[i], max_tokens)))
+        if strategy == "cheapest":
+            return cheapest
+        return places(lambda i: (0, float(fastest[i] + cheapest[i])))
+
+    def _ttft_key(self, route: Route) -> tuple[int, float]:
+        measured = self.health.latency(route.provider.name, route.model.id)
+        if measured is None or measured.ttft.ewma is None:
+            return (0, 0.0)  # unmeasured first, so it gets measured
+        return (1, measured.ttft.ewma)
+
+    def _price_key(self, route: Route, max_tokens: int | None) -> float:
+        price = self.price(route.model.id) if self.price is not None else None
+        if price is None:
+            return 0.0
+        return (price.input * PRICED_TOKENS + price.output * (max_tokens or PRICED_TOKENS)) / 1e6

@@ -53,9 +53,9 @@ class Runtime:
         self.profile: Profile | None = None
         self.local: LocalProvider | None = None
         self.providers: list[Provider] = []
-        health = config.provider_health
-        self.router = Router([], aliases_from_config(config.aliases), ProviderHealth(
-            health.failure_threshold, health.cooldown_seconds, health.max_cooldown_seconds))
+        self.router = Router([], aliases_from_config(config.aliases),
+                             ProviderHealth(config.provider_health),
+                             price=config.limits_policy.price)
         self._pipeline: Pipeline | None = None
         self.policies = PolicyHolder(*self._initial_policy(), owner_lookup=self._owner)
         self._limiter: Limiter | None = None

@@ -25,6 +25,7 @@ from appliance.http.admin import admin_routes, runtime_of
 from appliance.limits.routes import limits_routes
 from appliance.audit.routes import audit_routes
 from appliance.http.policy_routes import policy_routes
+from appliance.http.providers_routes import providers_routes
 from appliance.http.middleware import TransportMiddleware
 from appliance.http.responses import (EventStreamResponse, JSONResponse, error_response,
                                       generation_body, openai_errors, sse_events)
@@ -212,5 +213,6 @@ def build_app(runtime: Runtime, lifespan: Any) -> Gateway:
         *limits_routes(),
         *audit_routes(),
         *policy_routes(),
+        *providers_routes(),
     ]
     return Gateway(runtime, routes, lifespan)

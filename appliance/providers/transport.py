@@ -89,6 +89,11 @@ def _unreachable(provider: str) -> UpstreamError:
     return UpstreamError(f"Provider '{provider}' cannot be reached.", code="upstream_unreachable")
 
 
+def _connect_timeout(provider: str) -> UpstreamTimeout:
+    return UpstreamTimeout(f"Provider '{provider}' did not accept the connection in time.",
+                           code="upstream_connect_timeout")
+
+
 def _connection_failed(provider: str) -> UpstreamError:
     return UpstreamError(f"The connection to provider '{provider}' failed.",
                          code="upstream_connection_error")
@@ -102,6 +107,9 @@ def map_transport_error(provider: str, exc: httpx.TransportError) -> UpstreamErr
             isinstance(exc, httpx.ConnectError)):
         return _unreachable(provider)
     from_aiohttp = any(type(c).__module__.startswith("aiohttp") for c in causes)
+    if any(isinstance(c, aiohttp.ConnectionTimeoutError) for c in causes) or (
+            isinstance(exc, httpx.ConnectTimeout) and not from_aiohttp):
+        return _connect_timeout(provider)
     if any(isinstance(c, TimeoutError) for c in causes) or (
             isinstance(exc, httpx.TimeoutException) and not from_aiohttp):
         return UpstreamTimeout(f"Provider '{provider}' did not answer in time.")
@@ -113,6 +121,8 @@ def map_aiohttp_error(provider: str, exc: OSError | aiohttp.ClientError) -> Upst
     or unresolvable host, the library's own (connect) timeout, anything else on the wire."""
     if isinstance(exc, aiohttp.ClientConnectorError):
         return _unreachable(provider)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return _connect_timeout(provider)
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"Provider '{provider}' did not answer in time.")
     return _connection_failed(provider)
