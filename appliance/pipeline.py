@@ -9,12 +9,13 @@ whole path of a request here:
  3. classify          identifiers and secrets -> sensitivity + finding types (appliance.classify)
  4. guard_input       [passes through: routing issue] injection and content rules
  5. decide_route      requested model or alias -> candidates policy allows, healthy, ranked
-                      (fails closed; may reroute)
+                      (fails closed; may reroute, or redact: appliance.redact)
  6. admit             reserve tokens, requests and money at every level (appliance.limits)
  7. cache_lookup      [passes through: caching issue] exact and semantic lookup
  8. call              provider: whole answer or stream of deltas; before the first byte a
                       failing candidate falls back to the next
- 9. guard_output      [passes through: routing issue] DLP, re-identification
+ 9. guard_output      re-identification of a redacted request's placeholders (appliance.redact),
+                      also across stream chunks; [passes through: routing issue] DLP
 10. settle            actual usage into the limiters and the usage ledger
 11. audit             one encrypted, hash-chained record (appliance.audit)
 12. respond           headers describing the route (the body is shaped by the HTTP layer)
@@ -35,7 +36,7 @@ from typing import Literal
 from appliance.audit import AuditLog, AuditUnavailable, Content, Principal, RequestRecord
 from appliance.classify import Classifier
 from appliance.config import LimitsConfig
-from appliance.classify import Sensitivity
+from appliance.classify import Finding, Sensitivity
 from appliance.errors import (ApplianceError, AuthenticationFailed, InvalidRequest,
                               PolicyBlocked, RateLimited, ServiceUnavailable, UpstreamError)
 from appliance.keys import ApiKey, KeyStore
@@ -44,6 +45,7 @@ from appliance.limits import (Limiter, Reservation, TokenEstimator, UsageLedger,
 from appliance.policy import EffectivePolicy, PolicyConfig, PolicyHolder
 from appliance.openai_schema import parse_chat, parse_completion, parse_embeddings
 from appliance.providers.base import Embeddings, ModelKind
+from appliance.redact import Redaction, request_texts
 from appliance.routing import Candidates, Route, Router
 from appliance.types import Delta, EmbeddingRequest, Generation, GenerationRequest, Usage
 
@@ -69,6 +71,8 @@ class RequestContext:
     action: Literal["allow", "redact", "reroute", "block"] = "allow"
     #: Types of the identifiers found (never their values), for routing and the audit record.
     finding_types: tuple[str, ...] = ()
+    #: Where the identifiers are (message index, span); None until ``classify`` ran.
+    findings: tuple[tuple[int, Finding], ...] | None = None
     #: A level the client declared (``x-data-classification``): it can raise, never lower.
     declared: str | None = None
     #: The policy for this request's key (overrides applied); set by ``classify``.
@@ -79,6 +83,9 @@ class RequestContext:
     max_latency_ms: int | None = None
     #: Zones this request may reach only with its identifiers redacted (``redact`` action).
     redact_zones: frozenset[str] = frozenset()
+    #: The placeholders of a redacted request and their values: in memory for the life of the
+    #: request only, never logged (its repr shows counts) nor audited.
+    redaction: Redaction | None = field(default=None, repr=False)
     cache: str = "bypass"
     usage: Usage | None = None
     status: int = 200
@@ -182,6 +189,7 @@ class Pipeline:
         else:
             result = self.classifier.classify_messages(texts)
             level = result.sensitivity
+            ctx.findings = result.findings
             found = tuple(sorted({f.type for _, f in result.findings}))
         if ctx.declared is not None and ctx.declared.strip():
             try:
@@ -212,7 +220,16 @@ class Pipeline:
         sensitivity may not reach. A forbidden concrete model is refused (403) unless the
         level's action is ``reroute`` and it has a ``fallback_model``; an alias drops its
         forbidden candidates (``reroute``, its default) or is refused (``block``). Then
-        unhealthy or unready candidates are skipped (none left: 503 saying why)."""
+        unhealthy or unready candidates are skipped (none left: 503 saying why).
+
+        ``redact``: a forbidden candidate stays, to be sent the request with its identifiers
+        replaced by placeholders, if the redacted text's own level may reach its zone (see
+        ``_redactable``); with none left (and no allowed candidate) the request is refused.
+        An alias tries its allowed candidates first, in their usual order, and its redacted
+        ones only after them (when the allowed ones are unhealthy, unready or fail before the
+        first byte): unredacted data on the premises beats redacted data outside, since
+        redaction is only as good as the detectors. An alias of cloud-only candidates is
+        therefore redacted, one with a healthy on-site candidate is not."""
         level = ctx.sensitivity
         policy = self.effective_policy(ctx)
         allowed_zones = policy.zones(level)
@@ -225,6 +242,8 @@ class Pipeline:
             if fallback is not None:
                 route = self.router.concrete(fallback, forbidden[0].model.kind)
                 allowed = [route] if route.provider.zone in allowed_zones else []
+        if forbidden and action == "redact":
+            allowed = allowed + self._redactable(ctx, found, allowed, forbidden)
         if forbidden and (action == "block" or not allowed):
             ctx.action = "block"
             first = forbidden[0]
@@ -235,7 +254,7 @@ class Pipeline:
                    if found.alias is not None and not allowed else "")
                 + f". Allowed zones: {', '.join(allowed_zones) or 'none'}.", param="model")
         if forbidden:
-            ctx.action = "reroute"
+            ctx.action = "redact" if allowed[0].provider.zone in ctx.redact_zones else "reroute"
         if found.alias is None:  # one candidate: tried whatever its health (no choice)
             if not allowed[0].provider.ready():
                 raise ServiceUnavailable(f"The model '{allowed[0].model.id}' is not ready yet.",
@@ -252,16 +271,64 @@ class Pipeline:
                 usable.append(route)
         if not usable:
             skipped = [f"'{r.model.id}': zone {r.provider.zone} not allowed for {level} data"
-                       for r in forbidden]
+                       for r in forbidden if r.provider.zone not in ctx.redact_zones]
             raise ServiceUnavailable(
                 f"No candidate of the model '{found.alias.name}' can serve this request: "
                 + "; ".join(skipped + why) + ".", retry_after=5)
-        return self.router.rank(usable, found.alias.strategy)
+        return _redacted_last(ctx, self.router.rank(usable, found.alias.strategy,
+                                                    ctx.max_latency_ms, ctx.request))
 
-    def check_zone(self, ctx: RequestContext, route: Route) -> None:
-        """The last line of defence before an upstream call: the route's zone is allowed."""
+    def _redactable(self, ctx: RequestContext, found: Candidates, allowed: list[Route],
+                    forbidden: list[Route]) -> list[Route]:
+        """The forbidden candidates a redacted copy of the request may reach. The request's
+        identifiers are replaced (``ctx.redaction``), the redacted text is classified again,
+        and a declared level (header or the app's default) still counts: redaction removes
+        what was detected, never what the client said the data is. Nothing redactable and
+        nothing allowed: refused (403), saying why the redacted text is still too sensitive."""
+        assert ctx.request is not None
+        policy = self.effective_policy(ctx)
+        ctx.redaction = Redaction.of(request_texts(ctx.request), ctx.findings or ())
+        level, remaining = Sensitivity.PUBLIC, ""
+        if self.classifier is not None:
+            again = self.classifier.classify_messages(ctx.redaction.texts)
+            level = again.sensitivity
+            remaining = ", ".join(sorted({f.type for _, f in again.findings}))
+        declared = self._declared_level(ctx)
+        level = max(level, declared)
+        ctx.redact_zones = frozenset(policy.zones(level.label)) - set(policy.zones(
+            ctx.sensitivity))
+        redactable = [r for r in forbidden if r.provider.zone in ctx.redact_zones]
+        if redactable or allowed:
+            return redactable
+        ctx.action = "block"
+        first = forbidden[0]
+        reasons = ([f"declared {declared.label}"] if declared == level > Sensitivity.PUBLIC
+                   else []) + ([f"identifiers left: {remaining}"] if remaining else [])
+        why = "; ".join(reasons) or "no identifiers left"
+        raise PolicyBlocked(
+            f"This request was classified {ctx.sensitivity}; policy does not allow "
+            f"{ctx.sensitivity} data to reach the {first.provider.zone} zone of model "
+            f"'{first.model.id}'" + (f" (alias '{found.alias.name}')" if found.alias else "")
+            + f", and with its identifiers redacted it is still classified {level.label} "
+            f"({why}), which may not reach that zone either. Allowed zones: "
+            f"{', '.join(policy.zones(ctx.sensitivity)) or 'none'} for {ctx.sensitivity} data, "
+            f"{', '.join(policy.zones(level.label)) or 'none'} for {level.label} data.",
+            param="model")
+
+    def _declared_level(self, ctx: RequestContext) -> Sensitivity:
+        """The level the client declared (header) or the app's policy declares by default."""
+        policy = self.effective_policy(ctx)
+        levels = [Sensitivity.parse(name) for name in (ctx.declared, policy.classification)
+                  if name is not None and name.strip()]
+        return max(levels, default=Sensitivity.PUBLIC)
+
+    def check_zone(self, ctx: RequestContext, route: Route, redacted: bool = False) -> None:
+        """The last line of defence before an upstream call: the route's zone is allowed, or
+        it is a zone the redacted request may reach and the request is ``redacted``."""
         allowed = self.effective_policy(ctx).zones(ctx.sensitivity)
-        if route.provider.zone not in allowed:
+        if route.provider.zone not in allowed and not (
+                redacted and ctx.redaction is not None
+                and route.provider.zone in ctx.redact_zones):
             ctx.action = "block"
             raise PolicyBlocked(
                 f"This request was classified {ctx.sensitivity}; policy does not allow "
@@ -305,14 +372,23 @@ class Pipeline:
         """Try the candidates in order until one gives its first output: a whole answer, or
         a stream's first delta. A candidate failing before that (upstream error, timeout,
         rate limit) is recorded against its provider's health and the next one is tried;
-        after the first byte of a stream nothing is retried. ``ctx.route`` is what served."""
+        after the first byte of a stream nothing is retried. ``ctx.route`` is what served.
+        A candidate in one of ``ctx.redact_zones`` is sent the redacted request."""
         candidates = ctx.candidates or ([ctx.route] if ctx.route is not None else [])
+        health = self.router.health
         for index, route in enumerate(candidates):
-            self.check_zone(ctx, route)
+            if index > 0 and not health.available(route.provider.name):
+                continue  # its circuit opened during this request (e.g. the uplink went down)
+            redacted = route.provider.zone in ctx.redact_zones
+            self.check_zone(ctx, route, redacted)
             ctx.route = route
+            if redacted:
+                ctx.action = "redact"
             name = route.provider.name
+            outgoing = ctx.redaction.apply(request) if redacted and ctx.redaction else request
             # The provider is asked for the model it serves, not the alias the client named.
-            served = dataclasses.replace(request, model=route.model.id)
+            served = dataclasses.replace(outgoing, model=route.model.id)
+            self.router.health.begin(name)
             started = time.perf_counter()
             try:
                 result: Generation | AsyncIterator[Delta]
@@ -321,20 +397,27 @@ class Pipeline:
                 else:
                     result = await route.provider.generate(served)
             except FALLBACK_ERRORS as exc:
-                self.router.health.record_failure(name)
-                if index + 1 == len(candidates):
+                health.record_failure(name, exc)
+                rest = [r for r in candidates[index + 1:] if health.available(r.provider.name)]
+                if not rest:
                     raise
                 log.warning("request %s: %s failed before its first byte (%s); trying %s",
                             ctx.request_id, route.label, exc.code or exc.error_type,
-                            candidates[index + 1].label)
+                            rest[0].label)
                 continue
-            self.router.health.record_success(name, time.perf_counter() - started)
+            self.router.health.record_success(
+                name, route.model.id, time.perf_counter() - started,
+                result.usage.completion_tokens if isinstance(result, Generation) else None)
             return result
         raise AssertionError("call() without a route")
 
     # 9 ------------------------------------------------------------------------------------
     def guard_output(self, ctx: RequestContext, text: str) -> str:
-        """Passes through until the routing issue (DLP, re-identification of placeholders)."""
+        """A whole answer to a redacted request gets its placeholders back as the client's
+        values (streams: ``_finish_stream``, which holds back a placeholder split across
+        chunks). DLP of answers is not done yet."""
+        if ctx.redaction is not None and _served_redacted(ctx):
+            return ctx.redaction.reidentify(text)
         return text
 
     # 10 -----------------------------------------------------------------------------------
@@ -377,8 +460,7 @@ class Pipeline:
             tenant=(key and key.tenant_id) or "", department=(key and key.department_id) or "",
             app=(key and key.app_id) or "", key_id=key.id if key else "",
             user=(request.user if request is not None else None) or "")
-        content = (self.audit_log.content(_prompt_text(request), ctx.response_text)
-                   if self.keep_content else Content())
+        content = self._content(ctx) if self.keep_content else Content()
         record = RequestRecord(
             request_id=ctx.request_id, principal=principal,
             model_requested=request.model if request is not None else "",
@@ -397,12 +479,39 @@ class Pipeline:
             raise ServiceUnavailable("The audit log cannot record this request, so it was not "
                                      "completed.", code="audit_unavailable") from exc
 
+    def _content(self, ctx: RequestContext) -> Content:
+        """The prompt and answer as the audit's content mode keeps them. ``redacted``: with
+        the request's identifiers, and any the answer has of its own, as placeholders (for a
+        redacted request, the very text sent upstream); never the mapping. Without a
+        classifier nothing can be redacted, so the record falls back to a hash."""
+        assert self.audit_log is not None
+        request, response = ctx.request, ctx.response_text
+        prompt = _prompt_text(request)
+        if (self.audit_log.config.content != "redacted" or self.classifier is None
+                or request is None):
+            return self.audit_log.content(prompt, response)
+        texts = request_texts(request)
+        findings = ctx.findings
+        if findings is None:  # refused before it was classified
+            findings = self.classifier.classify_messages(texts).findings
+        redaction = ctx.redaction or Redaction.of(texts, findings)
+        redacted_response = None
+        if response is not None:
+            own = self.classifier.classify_messages([response]).findings
+            redacted_response = redaction.mask(response, (f for _, f in own))
+        return self.audit_log.content(prompt, response, _prompt_text(redaction.apply(request)),
+                                      redacted_response)
+
     # 12 -----------------------------------------------------------------------------------
     def respond(self, ctx: RequestContext) -> dict[str, str]:
+        """Headers saying how the request was routed; ``x-appliance-action`` (allow, redact,
+        reroute) once a route was chosen, ``block`` on a policy refusal."""
         headers = {"x-appliance-sensitivity": ctx.sensitivity, "x-appliance-cache": ctx.cache}
         if ctx.route is not None:
             headers["x-appliance-route"] = ctx.route.label
             headers["x-appliance-zone"] = ctx.route.provider.zone
+        if ctx.route is not None or ctx.action == "block":
+            headers["x-appliance-action"] = ctx.action
         if self.accounting is not None and ctx.principal is not None:
             headers.update(self.accounting.limiter.headers(ctx.reservation or ctx.principal))
         return headers
@@ -450,16 +559,32 @@ class Pipeline:
                              ) -> AsyncIterator[Delta]:
         usage: Usage | None = None
         parts: list[str] | None = [] if self.keep_content else None
+        first_token = time.perf_counter()  # the first delta is already here (``_started``)
+        # A redacted request's answer: placeholders split across deltas are held back until
+        # complete; what is held is sent with the last delta (the one with finish_reason).
+        restore = (ctx.redaction.restorer()
+                   if ctx.redaction is not None and _served_redacted(ctx) else None)
         try:
             async for delta in deltas:
-                delta.text = self.guard_output(ctx, delta.text)
+                if restore is not None:
+                    delta.text = restore.feed(delta.text)
+                    if delta.finish_reason is not None:
+                        delta.text += restore.flush()
+                else:
+                    delta.text = self.guard_output(ctx, delta.text)
                 if delta.usage is not None:
                     usage = delta.usage
                 if parts is not None:
                     parts.append(delta.text)
                 yield delta
+            if usage is not None and ctx.route is not None:  # tokens after the first one
+                self.router.health.record_throughput(
+                    ctx.route.provider.name, ctx.route.model.id, usage.completion_tokens - 1,
+                    time.perf_counter() - first_token)
         except ApplianceError as exc:
             ctx.status, ctx.error = exc.status, exc
+            if isinstance(exc, UpstreamError) and ctx.route is not None:
+                self.router.health.record_failure(ctx.route.provider.name, exc)
             raise
         finally:
             await deltas.aclose()  # type: ignore[attr-defined]
@@ -478,9 +603,13 @@ class Pipeline:
             self.decide_route(ctx, request, "embedding")
             self.admit(ctx, request)
             assert ctx.route is not None
-            self.check_zone(ctx, ctx.route)
+            redacted = ctx.route.provider.zone in ctx.redact_zones
+            self.check_zone(ctx, ctx.route, redacted)
+            # Redacted inputs: the vectors are those of the redacted texts (nothing to
+            # re-identify in a vector).
+            outgoing = ctx.redaction.apply(request) if redacted and ctx.redaction else request
             result = await ctx.route.provider.embed(
-                dataclasses.replace(request, model=ctx.route.model.id))
+                dataclasses.replace(outgoing, model=ctx.route.model.id))
         except ApplianceError as exc:
             await self._fail(ctx, exc)
             raise
@@ -491,6 +620,22 @@ class Pipeline:
         await self.settle(ctx, result.usage)
         await self.audit(ctx)
         return request, result
+
+
+def _served_redacted(ctx: RequestContext) -> bool:
+    """Whether the route that served was sent the redacted request."""
+    return ctx.route is not None and ctx.route.provider.zone in ctx.redact_zones
+
+
+def _redacted_last(ctx: RequestContext, ranked: list[Route]) -> list[Route]:
+    """An alias's candidates with those that need redaction after the others (stable, so
+    the ranking holds within each group); ``redact`` when only those are left."""
+    if not ctx.redact_zones:
+        return ranked
+    ranked = sorted(ranked, key=lambda route: route.provider.zone in ctx.redact_zones)
+    if ranked and ranked[0].provider.zone in ctx.redact_zones:
+        ctx.action = "redact"
+    return ranked
 
 
 class _Primed:

@@ -26,7 +26,9 @@ class AuditConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
     checkpoint_every_records: Annotated[int, msgspec.Meta(ge=1)] = 1000
     #: ...or this many seconds, whichever comes first (only when records were added).
     checkpoint_every_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
-    #: What of the prompt and response a request record keeps.
+    #: What of the prompt and response a request record keeps: ``hashed`` (a keyed hash),
+    #: ``redacted`` (the texts with identifiers as typed placeholders, ``[PERSON_1]``; never
+    #: the values) or ``full``.
     content: ContentMode = "hashed"
     #: Whole segments older than this are purged by the running daemon's writer (at start and
     #: every ``retention_check_seconds``) or, daemon stopped, by ``appliance audit purge``;

@@ -8,15 +8,19 @@ Messages (``/v1/messages``, plain and typed SSE events) and Gemini
 
 Replies are deterministic: "This is a mock reply to N words." (N counts the last user
 message), one word per stream chunk, cut to ``max_tokens`` words with the length finish
-reason; prompt tokens are the words of all messages. Each API checks its own auth header
+reason; prompt tokens are the words of all messages. ``mock:echo`` replies with the contents
+of all messages instead (joined by newlines, streamed in chunks of ``ECHO_CHUNK`` characters,
+so that anything longer is split across chunks). Each API checks its own auth header
 against $MOCK_UPSTREAM_KEY and answers a wrong key as the real service does (echoing the key,
 so tests can prove the appliance does not pass it on).
 
 Failures are injected by ``mock:<what>`` in the last user message or an ``x-mock`` header:
 401 403 404 429 500 503 529, ``slow_first_byte``, ``slow_chunks``, ``malformed``, ``cut``
 (a stream cut mid-way), ``no_usage``; ``mock:500@gpt-4o-mini`` fails only requests for that
-model (so an alias's next candidate on the same mock answers). ``GET /_stats`` counts requests
-per path (``?by=model``: per model) and ``POST /_reset`` clears them. aiohttp, no access log and precomputed bodies keep it cheap.
+model (so an alias's next candidate on the same mock answers; the first directive for the
+model counts). ``GET /_stats`` counts requests
+per path (``?by=model``: per model), ``GET /_requests`` returns the last request bodies
+received (``path``, ``model``, ``body``), and ``POST /_reset`` clears them. aiohttp, no access log and precomputed bodies keep it cheap.
 
 Run: ``python -m tests.mock_upstream.server [--port 0]``; it prints
 ``mock-upstream: listening on http://127.0.0.1:PORT``.
@@ -29,7 +33,7 @@ import asyncio
 import json
 import os
 import re
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +43,9 @@ SLOW_SECONDS = float(os.environ.get("MOCK_UPSTREAM_SLOW_SECONDS", "3"))
 _DIRECTIVE = re.compile(r"mock:([a-z_0-9]+)(?:@([A-Za-z0-9._-]+))?")
 STATS: Counter[str] = Counter()
 MODEL_STATS: Counter[str] = Counter()
+RECEIVED: deque[dict[str, Any]] = deque(maxlen=200)
+#: Characters per stream chunk of an echo.
+ECHO_CHUNK = 3
 
 Messages = list[tuple[str, str]]
 
@@ -77,7 +84,7 @@ class Dialect:
              with_usage: bool) -> Any:
         raise NotImplementedError
 
-    def events(self, model: str, words: list[str], finish: str, usage: tuple[int, int],
+    def events(self, model: str, pieces: list[str], finish: str, usage: tuple[int, int],
                with_usage: bool) -> list[bytes]:
         raise NotImplementedError
 
@@ -126,15 +133,14 @@ class OpenAIDialect(Dialect):
                              "total_tokens": sum(usage)}
         return body
 
-    def events(self, model: str, words: list[str], finish: str, usage: tuple[int, int],
+    def events(self, model: str, pieces: list[str], finish: str, usage: tuple[int, int],
                with_usage: bool) -> list[bytes]:
         base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0,
                 "model": model}
         out = [sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
                                                                "content": ""},
                                          "finish_reason": None}]})]
-        for i, word in enumerate(words):
-            piece = word if i == len(words) - 1 else word + " "
+        for piece in pieces:
             out.append(sse({**base, "choices": [{"index": 0, "delta": {"content": piece},
                                                  "finish_reason": None}]}))
         out.append(sse({**base, "choices": [{"index": 0, "delta": {},
@@ -189,7 +195,7 @@ class AnthropicDialect(Dialect):
                 "stop_sequence": None,
                 "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}}
 
-    def events(self, model: str, words: list[str], finish: str, usage: tuple[int, int],
+    def events(self, model: str, pieces: list[str], finish: str, usage: tuple[int, int],
                with_usage: bool) -> list[bytes]:
         out = [sse({"type": "message_start", "message": {
                    "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
@@ -198,8 +204,7 @@ class AnthropicDialect(Dialect):
                sse({"type": "content_block_start", "index": 0,
                     "content_block": {"type": "text", "text": ""}}, "content_block_start"),
                sse({"type": "ping"}, "ping")]
-        for i, word in enumerate(words):
-            piece = word if i == len(words) - 1 else word + " "
+        for piece in pieces:
             out.append(sse({"type": "content_block_delta", "index": 0,
                             "delta": {"type": "text_delta", "text": piece}},
                            "content_block_delta"))
@@ -257,13 +262,12 @@ class GeminiDialect(Dialect):
              with_usage: bool) -> Any:
         return self._response(text, finish, usage)
 
-    def events(self, model: str, words: list[str], finish: str, usage: tuple[int, int],
+    def events(self, model: str, pieces: list[str], finish: str, usage: tuple[int, int],
                with_usage: bool) -> list[bytes]:
         out = []
-        for i, word in enumerate(words):
-            last = i == len(words) - 1
-            out.append(sse(self._response(word if last else word + " ",
-                                          finish if last else None, (usage[0], i + 1))))
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            out.append(sse(self._response(piece, finish if last else None, (usage[0], i + 1))))
         return out
 
 
@@ -273,13 +277,15 @@ async def respond(request: web.Request, dialect: Dialect, model: str, stream: bo
     MODEL_STATS[model] += 1
     try:
         body = await request.json()
+        RECEIVED.append({"path": request.path, "model": model, "body": body})
         messages, max_tokens = dialect.parse(body)
     except (ValueError, KeyError, TypeError):
         return dialect.error(400)
     last_user = next((text for role, text in reversed(messages) if role == "user"), "")
-    found = _DIRECTIVE.search(last_user)
-    if found and found.group(2) and found.group(2) != model:
-        found = None  # aimed at another model
+    # The first directive aimed at this model (or at none): "mock:500@a mock:echo" fails
+    # requests for a and echoes the others.
+    found = next((m for m in _DIRECTIVE.finditer(last_user)
+                  if not m.group(2) or m.group(2) == model), None)
     what = request.headers.get("x-mock") or (found.group(1) if found else "")
     if not dialect.authorized(request):
         return dialect.error(401, dialect.presented_key(request))
@@ -288,16 +294,20 @@ async def respond(request: web.Request, dialect: Dialect, model: str, stream: bo
     if what == "slow_first_byte":
         await asyncio.sleep(SLOW_SECONDS)
     words, finish, prompt = reply_words(messages, max_tokens)
-    usage = (prompt, len(words))
+    pieces = [word + " " for word in words[:-1]] + words[-1:]
+    if what == "echo":
+        echo = "\n".join(text for _, text in messages)
+        pieces, finish = [echo[i:i + ECHO_CHUNK] for i in range(0, len(echo), ECHO_CHUNK)], "stop"
+    usage = (prompt, len(pieces))
     with_usage = what != "no_usage"
     if not stream:
         if what == "malformed":
             return web.Response(body=b'{"choices": [ {"mess', content_type="application/json")
-        return _json(200, dialect.body(model, " ".join(words), finish, usage, with_usage))
+        return _json(200, dialect.body(model, "".join(pieces), finish, usage, with_usage))
     response = web.StreamResponse(headers={"content-type": "text/event-stream",
                                            "cache-control": "no-cache"})
     await response.prepare(request)
-    events = dialect.events(model, words, finish, usage, with_usage)
+    events = dialect.events(model, pieces, finish, usage, with_usage)
     if what == "malformed":
         events = [events[0], b"data: {not json\n\n"] + events[1:]
     for index, event in enumerate(events):
@@ -348,9 +358,14 @@ async def stats(request: web.Request) -> web.Response:
     return _json(200, dict(MODEL_STATS if request.query.get("by") == "model" else STATS))
 
 
+async def received(request: web.Request) -> web.Response:
+    return _json(200, list(RECEIVED))
+
+
 async def reset(request: web.Request) -> web.Response:
     STATS.clear()
     MODEL_STATS.clear()
+    RECEIVED.clear()
     return _json(200, {})
 
 
@@ -361,6 +376,7 @@ def make_app() -> web.Application:
     app.router.add_post("/v1/messages", anthropic_messages)
     app.router.add_post("/v1beta/models/{target}", gemini_generate)
     app.router.add_get("/_stats", stats)
+    app.router.add_get("/_requests", received)
     app.router.add_post("/_reset", reset)
     return app
 
