@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -38,6 +38,10 @@ from hardware import Profile, choose_profile, probe
 from local_models.artifacts import ArtifactStore
 from local_models.catalog import load_catalog
 from local_models.llama_pool import LlamaPool, LlamaSettings, gpu_offload_supported
+from sync.policy_store import load_last_known_good
+
+if TYPE_CHECKING:
+    from sync.agent import SyncAgent
 
 log = logging.getLogger("appliance.runtime")
 
@@ -63,6 +67,8 @@ class Runtime:
         self.estimator = TokenEstimator(self.data.models)
         self.ledger = UsageLedger(self.data.state_db,
                                   config.limits_policy.ledger_batch_interval_ms)
+        #: Set by ``serve`` on an enrolled box (``sync.agent.build_agent``).
+        self.sync_agent: SyncAgent | None = None
 
     @property
     def keys(self) -> KeyStore:
@@ -104,8 +110,14 @@ class Runtime:
         return plaintext
 
     def _initial_policy(self) -> tuple[PolicyConfig, str]:
-        """The policy file named in the config, else the ``[policy]`` section. (A policy the
-        sync agent applied replaces it once the agent has started.)"""
+        """The last known-good policy central sent (``sync.policy_store``), else the policy
+        file named in the config, else the ``[policy]`` section."""
+        try:
+            synced = load_last_known_good(self.data.root)
+        except PolicyError as exc:
+            raise ConfigError(f"last known-good policy from central: {exc}") from exc
+        if synced is not None:
+            return synced[0], f"central (last known-good, policy version {synced[0].version})"
         if self.config.policy_file:
             try:
                 return load_policy(Path(self.config.policy_file)), (

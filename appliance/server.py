@@ -27,7 +27,10 @@ from appliance.http.app import build_app
 from appliance.audit import AuditLocked
 from appliance.audit.crypto import AuditKeyError
 from appliance.runtime import Runtime
-from hardware import ProfileError
+from appliance import __version__
+from hardware import ProfileError, probe, report_dict
+from sync.agent import build_agent
+from sync.enrollment import EnrollmentError
 from local_models.errors import ArtifactError
 
 log = logging.getLogger("appliance.server")
@@ -72,10 +75,14 @@ def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
         if interval is not None:
             watchdog = asyncio.create_task(systemd.watchdog_loop(interval))
         outbox = asyncio.create_task(_drain_admin_events(runtime))
+        if runtime.sync_agent is not None:
+            await runtime.sync_agent.start()
         try:
             yield
         finally:
             outbox.cancel()
+            if runtime.sync_agent is not None:
+                await runtime.sync_agent.stop()
             await runtime.close_providers()
             try:  # whatever the CLI queued since the last round, before the "stop" event
                 await runtime.drain_admin_events()
@@ -105,6 +112,20 @@ def configure_logging(level: str) -> None:
     # httpx logs every upstream request at INFO: a line per request that costs ~5% of the
     # gateway's CPU and repeats what the access log says. Warnings still come through.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+
+
+def _prepare_sync(runtime: Runtime) -> None:
+    """On an enrolled box, the sync agent (started in the lifespan) and usage rows queued for
+    central from the first request on; a box never enrolled stays standalone."""
+    def hardware() -> dict[str, Any]:
+        profile = runtime.profile
+        return report_dict(probe(), profile) if profile is not None else {}
+
+    runtime.sync_agent = build_agent(
+        runtime, runtime.data.root, runtime.config.sync,
+        model=runtime.local.chat_model if runtime.local else None, hardware=hardware,
+        version=__version__)
+    runtime.ledger.enqueue_for_sync = runtime.sync_agent is not None
 
 
 def serve(config: Config, data_dir: Path) -> int:
@@ -139,6 +160,12 @@ def serve(config: Config, data_dir: Path) -> int:
         runtime.check_routes()
     except (ArtifactError, ProfileError, ValueError, OSError, ConfigError) as exc:
         log.error("cannot start: %s", exc)
+        runtime.close()
+        return 1
+    try:
+        _prepare_sync(runtime)
+    except EnrollmentError as exc:
+        log.error("cannot start: sync: %s", exc)
         runtime.close()
         return 1
     app = build_app(runtime, _lifespan(runtime))

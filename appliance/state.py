@@ -84,6 +84,30 @@ MIGRATIONS: tuple[str, ...] = (
         actor TEXT NOT NULL, detail TEXT NOT NULL
     );
     """,
+    # 5: sync with central (sync/outbox.py). Usage rows waiting for central's acknowledgement
+    # (written in the ledger's transaction; ``requests``/``aggregate`` once compacted into
+    # hourly sums), the batch in flight per stream (its id and sequence number persisted
+    # before it is sent, so a retry after a crash is a replay central recognises), and the
+    # agent's state (cursors, last contact, last error, policy status).
+    """
+    CREATE TABLE sync_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL, request_id TEXT,
+        tenant_id TEXT, department_id TEXT, app_id TEXT, key_id TEXT, user TEXT,
+        model_requested TEXT NOT NULL, model_served TEXT, provider TEXT, zone TEXT,
+        prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL DEFAULT 0, cost_micros INTEGER NOT NULL,
+        cache_hit INTEGER NOT NULL DEFAULT 0, latency_ms REAL NOT NULL, status INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 1, aggregate INTEGER NOT NULL DEFAULT 0,
+        batch_id TEXT
+    );
+    CREATE INDEX sync_outbox_batch ON sync_outbox(batch_id);
+    CREATE TABLE sync_batches (
+        stream TEXT PRIMARY KEY, batch_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        payload BLOB, last_index INTEGER, last_offset INTEGER, created_at REAL NOT NULL
+    );
+    CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 
 

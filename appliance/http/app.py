@@ -31,6 +31,7 @@ from appliance.http.responses import (EventStreamResponse, JSONResponse, error_r
                                       generation_body, openai_errors, sse_events)
 from appliance.pipeline import RequestContext
 from appliance.types import Delta, Generation, GenerationRequest
+from sync.routes import sync_routes
 
 if TYPE_CHECKING:
     from appliance.runtime import Runtime
@@ -214,5 +215,6 @@ def build_app(runtime: Runtime, lifespan: Any) -> Gateway:
         *audit_routes(),
         *policy_routes(),
         *providers_routes(),
+        *sync_routes(),
     ]
     return Gateway(runtime, routes, lifespan)

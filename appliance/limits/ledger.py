@@ -56,6 +56,10 @@ _COLUMNS = tuple(f.name for f in fields(UsageRow))
 _INSERT = (f"INSERT INTO usage({', '.join(_COLUMNS)})"
            f" VALUES ({', '.join('?' * len(_COLUMNS))})")
 _VALUES = attrgetter(*_COLUMNS)
+#: The same row queued for central (``sync/outbox.py``) in the same transaction, so a row is in
+#: the ledger and the outbox or in neither.
+_ENQUEUE = (f"INSERT INTO sync_outbox({', '.join(_COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(_COLUMNS))})")
 _COUNT = ("INSERT INTO limit_counters(scope_kind, scope_id, span, period, used)"
           " VALUES (?, ?, ?, ?, ?) ON CONFLICT(scope_kind, scope_id, span, period)"
           " DO UPDATE SET used = used + excluded.used")
@@ -81,10 +85,15 @@ def _counter_deltas(rows: list[UsageRow]) -> list[tuple[str, str, str, str, int]
 
 class UsageLedger:
     """Batches usage rows into ``state.db``. ``start()`` in the lifespan, ``close()`` at its
-    end; ``state.db`` must already be migrated (``StateDB`` does it on open)."""
+    end; ``state.db`` must already be migrated (``StateDB`` does it on open).
 
-    def __init__(self, db_path: Path, batch_interval_ms: int = 1000) -> None:
+    ``enqueue_for_sync`` (set before ``start`` on an enrolled box) also queues every row in the
+    sync outbox, in the transaction that records it."""
+
+    def __init__(self, db_path: Path, batch_interval_ms: int = 1000,
+                 enqueue_for_sync: bool = False) -> None:
         self._path = db_path
+        self.enqueue_for_sync = enqueue_for_sync
         self._interval = batch_interval_ms / 1000.0
         self._queue: deque[UsageRow] = deque()
         self._wake = threading.Event()
@@ -131,7 +140,10 @@ class UsageLedger:
                     break
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.executemany(_INSERT, [_VALUES(r) for r in batch])
+                values = [_VALUES(r) for r in batch]
+                self._conn.executemany(_INSERT, values)
+                if self.enqueue_for_sync:
+                    self._conn.executemany(_ENQUEUE, values)
                 self._conn.executemany(_COUNT, _counter_deltas(batch))
                 self._conn.execute("COMMIT")
             except sqlite3.Error:
