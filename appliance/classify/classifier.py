@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from appliance.classify.config import ClassifyConfig
 from appliance.classify.context import HEALTH_WORDS, has_health_context
-from appliance.classify.detectors import Detector, Scan, Vocabulary, build_detectors
+from appliance.classify.detectors import Gates, Scan, Vocabulary, build_detectors
 from appliance.classify.findings import (
     PERSONAL_TYPES,
     Finding,
@@ -80,14 +80,16 @@ class Classifier:
     def __init__(self, config: ClassifyConfig | None = None) -> None:
         self.config = config or ClassifyConfig()
         self._enabled = self.config.enabled_types()
-        self._detectors: list[Detector] = build_detectors(self.config)
+        detectors = build_detectors(self.config)
+        self._gates = Gates(detectors)
         self._vocabulary = Vocabulary(HEALTH_WORDS.union(
-            *(detector.triggers for detector in self._detectors)))
+            *(detector.triggers for detector in detectors),
+            *(gate.words for detector in detectors for gate in detector.gates)))
 
     def _scan(self, text: str) -> tuple[Scan, list[Finding]]:
         scan = Scan.of(text, self._vocabulary)
         enabled = self._enabled
-        found = [f for detector in self._detectors for f in detector.find(scan)
+        found = [f for detector in self._gates.active(scan) for f in detector.find(scan)
                  if f.type in enabled]
         return scan, _dedupe(found) if found else found
 

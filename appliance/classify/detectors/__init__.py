@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from appliance.classify.config import ClassifyConfig
 from appliance.classify.detectors.addresses import AddressDetector
-from appliance.classify.detectors.base import Detector, Scan, Vocabulary
+from appliance.classify.detectors.base import Detector, Gate, Scan, Vocabulary
 from appliance.classify.detectors.codes import IbanDetector, MbiDetector, VinDetector
+from appliance.classify.detectors.gates import Gates
 from appliance.classify.detectors.labelled import LabelledDetector
 from appliance.classify.detectors.network import EmailDetector, IpAddressDetector, UrlDetector
 from appliance.classify.detectors.numbers import PaymentCardDetector, PhoneDetector, SsnDetector
 from appliance.classify.detectors.people import AgeDetector, NameDetector, PersonDateDetector
 from appliance.classify.detectors.secrets import SecretDetector
 
-__all__ = ["Detector", "Scan", "Vocabulary", "build_detectors"]
+__all__ = ["Detector", "Gate", "Gates", "Scan", "Vocabulary", "build_detectors"]
 
 
 def build_detectors(config: ClassifyConfig) -> list[Detector]:

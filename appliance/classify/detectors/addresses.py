@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from appliance.classify.detectors.base import Scan
+from appliance.classify.detectors.base import Gate, Scan
 from appliance.classify.findings import Finding, FindingType
 
 _US_SUFFIXES = (
@@ -39,6 +39,9 @@ _US_STATES = frozenset(
 #: "-ring" is also English ("Spring 2024"), so it counts only with a PLZ after it.
 _DE_SUFFIXES = (r"(?P<suffix>(?i:stra(?:ß|ss)e|str\.|weg|gasse|platz|allee|ring|damm|ufer|"
                 r"chaussee|pfad|steig|promenade))")
+#: Substrings of the lower-cased text that every German street suffix contains.
+_DE_NEEDLES = ("stra", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer",
+               "chaussee", "pfad", "steig", "promenade")
 _DE_ANCHOR = (r"(?:stra(?:ß|ss)e|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|pfad|"
               r"steig|promenade)[ \t]+\d")
 
@@ -54,6 +57,13 @@ class AddressDetector:
         self._us_zip = re.compile(r"[A-Z][A-Z][ \t]+(?P<zip>\d{5}(?:-\d{4})?)(?![\w-])")
         self.triggers = frozenset(_US_SUFFIXES.lower().split("|"))
         self._de_anchor = re.compile(_DE_ANCHOR)
+        self.gates = (
+            # US street: house number, a capitalised word (or more space), a suffix word
+            Gate(digit=True, words=self.triggers, layouts=("0 A", "0  ")),
+            Gate(digit=True, layouts=("A 00000", "  00000")),  # US ZIP: "IL 62704"
+            # German street: suffix, space, house number
+            Gate(digit=True, layouts=(" 0",), lowered=_DE_NEEDLES, pattern=self._de_anchor),
+        )
         self._de_street = re.compile(
             r"(?<![\w-])[A-ZÄÖÜ][\wäöüß.-]{0,40}?" + _DE_SUFFIXES
             + r"[ \t]+\d{1,4}(?:[ \t]?[a-zA-Z](?!\w)|[/-]\d{1,4})?"

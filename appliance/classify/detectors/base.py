@@ -2,23 +2,24 @@
 
 Speed is the constraint here (< 50 microseconds per KB on one core), and a Python-level pass
 over the text (a regex scan, a word split) costs about as much as that budget. So a ``Scan``
-prepares the text once with the cheapest tools CPython has: one ``str.lower``, and a word set
-made by ``bytes.translate`` + ``split`` and cut down to the ``Vocabulary`` that detectors and
-context cues ask about. A detector then runs its regular expressions only when one of its
-trigger words, needles (``in`` checks) or anchor characters occurs, and where it can, only
-in windows around them. Every pattern starts with a literal or a character class so that
-``re`` can skip to candidate positions in C.
+prepares the text once with the cheapest tools CPython has: one Latin-1 encoding, from which
+``bytes.translate`` makes the word set (cut down to the ``Vocabulary`` that detectors and
+context cues ask about) and the layout shape that gates test (see ``gates.py``). Each detector
+declares ``Gate``s, necessary conditions for any finding, and is run only when one holds; it
+then runs its regular expressions only where its trigger words, needles or anchor characters
+occur, in windows around them where it can. Every pattern starts with a literal or a
+character class so that ``re`` can skip to candidate positions in C.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.classify.findings import Finding
 
-_DIGIT = re.compile(r"[0-9]")
 #: ``str.lower`` changes the length of a few characters (e.g. U+0130); spans must match.
 _ASCII_LOWER = str.maketrans({chr(c): chr(c + 32) for c in range(65, 91)}
                              | {"Ä": "ä", "Ö": "ö", "Ü": "ü"})
@@ -28,6 +29,25 @@ _ASCII_LOWER = str.maketrans({chr(c): chr(c + 32) for c in range(65, 91)}
 _WORD_BYTES = bytes(b + 32 if 65 <= b <= 90 or b in (0xC4, 0xD6, 0xDC)
                     else b if 97 <= b <= 122 or b in (0xE4, 0xF6, 0xFC, 0xDF) else 32
                     for b in range(256))
+#: Latin-1 byte -> layout class (see ``gates.py``): digit ``0``, ASCII capital ``A``, other
+#: letter ``a``, space or tab `` ``; anything else stands for itself.
+_SHAPE_BYTES = bytes(48 if 48 <= b <= 57 else 65 if 65 <= b <= 90
+                     else 97 if 97 <= b <= 122 or (b >= 0xC0 and b not in (0xD7, 0xF7))
+                     else 32 if b in (9, 32) else b
+                     for b in range(256))
+#: A decimal digit outside ASCII ("٣", "３"): ``\d`` in the detectors' patterns matches it,
+#: the Latin-1 shapes cannot show it, so such a text is not gated.
+_NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f](?<=\d)")
+
+
+def _latin1(text: str) -> tuple[bytes, bool]:
+    """The text as Latin-1 bytes, one byte per character ("?" for the others), and whether
+    it holds a non-ASCII decimal digit."""
+    try:
+        return text.encode("latin-1"), False
+    except UnicodeEncodeError:
+        return (text.encode("latin-1", "replace"),
+                _NON_ASCII_DIGIT.search(text) is not None)
 
 
 def _word_bytes(text: str) -> bytes:
@@ -43,9 +63,9 @@ class Vocabulary:
         self._by_key = {_word_bytes(word): word for word in words}
         self._keys = frozenset(self._by_key)
 
-    def present(self, text: str) -> frozenset[str]:
-        """The vocabulary words that occur in ``text`` as words."""
-        found = self._keys.intersection(_word_bytes(text).split())
+    def present(self, raw: bytes) -> frozenset[str]:
+        """The vocabulary words that occur as words in ``raw``, a text encoded as Latin-1."""
+        found = self._keys.intersection(raw.translate(_WORD_BYTES).split())
         if not found:
             return frozenset()
         by_key = self._by_key
@@ -53,28 +73,46 @@ class Vocabulary:
 
 
 class Scan:
-    """One text, prepared once for all detectors (a plain class: a frozen dataclass's
-    ``__init__`` alone would cost a tenth of the time budget of a short prompt)."""
+    """One text, prepared once for all gates and detectors (a plain class: a frozen
+    dataclass's ``__init__`` alone would cost a tenth of the time budget of a short prompt)."""
 
-    __slots__ = ("_positions", "has_digit", "lowered", "text", "words")
+    __slots__ = ("_lowered", "_positions", "gated", "has_digit", "raw", "shape", "text",
+                 "words")
 
-    def __init__(self, text: str, lowered: str, words: frozenset[str], has_digit: bool
-                 ) -> None:
+    def __init__(self, text: str, raw: bytes, words: frozenset[str], gated: bool) -> None:
         self.text = text
-        #: Same length as ``text``, so spans found in it are spans in ``text``.
-        self.lowered = lowered
+        #: The text as Latin-1, one byte per character ("?" for characters beyond it).
+        self.raw = raw
+        #: The layout class of each character (see ``gates.py``).
+        self.shape = raw.translate(_SHAPE_BYTES).decode("latin-1")
         #: The vocabulary words that occur in the text, for trigger checks and context cues.
         self.words = words
-        self.has_digit = has_digit
+        #: Whether an ASCII digit occurs.
+        self.has_digit = "0" in self.shape
+        #: False when the shapes cannot stand for the text (see ``_NON_ASCII_DIGIT``): then
+        #: every detector runs.
+        self.gated = gated
+        self._lowered: str | None = None
         #: Where each trigger word or needle occurs in ``lowered`` (filled on first use).
         self._positions: dict[str, list[int]] = {}
 
     @classmethod
     def of(cls, text: str, vocabulary: Vocabulary) -> Scan:
-        lowered = text.lower()
-        if len(lowered) != len(text):
-            lowered = text.translate(_ASCII_LOWER)
-        return cls(text, lowered, vocabulary.present(text), _DIGIT.search(text) is not None)
+        raw, exotic_digits = _latin1(text)
+        return cls(text, raw, vocabulary.present(raw), not exotic_digits)
+
+    @property
+    def lowered(self) -> str:
+        """The text in lower case, same length as ``text``, so that spans found in it are
+        spans in ``text`` (made on first use)."""
+        lowered = self._lowered
+        if lowered is None:
+            text = self.text
+            lowered = text.lower()
+            if len(lowered) != len(text):
+                lowered = text.translate(_ASCII_LOWER)
+            self._lowered = lowered
+        return lowered
 
     def any_word(self, words: frozenset[str]) -> bool:
         return not self.words.isdisjoint(words)
@@ -127,13 +165,43 @@ class Scan:
         return self.lowered[max(0, start - width):start]
 
 
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A necessary condition for a finding: every non-empty field must hold (AND); within a
+    field one item suffices (OR). ``Gate()`` always holds. A detector with several gates runs
+    when any of them holds."""
+
+    #: An ASCII digit somewhere in the text.
+    digit: bool = False
+    #: One of these vocabulary words (lower case) occurs as a word.
+    words: frozenset[str] = frozenset()
+    #: One of these occurs in the text as written (case-sensitive).
+    needles: tuple[str, ...] = ()
+    #: One of these occurs in the lower-cased text.
+    lowered: tuple[str, ...] = ()
+    #: One of these occurs in ``Scan.shape`` (see ``gates.py``).
+    layouts: tuple[str, ...] = ()
+    #: ``(characters, n)``: a run of at least ``n`` characters, all from ``characters``.
+    run: tuple[str, int] | None = None
+    #: Matches somewhere in the lower-cased text (the costliest test, made last).
+    pattern: re.Pattern[str] | None = None
+    #: The field whose items are tested for all gates at once to pick the candidates (see
+    #: ``Gates``): by default the first of ``needles``, ``lowered``, ``words``, ``layouts``
+    #: that is set.
+    key: str = ""
+
+
 class Detector(Protocol):
     """Finds one family of identifiers. ``types`` lists what it may report, so that a
     detector whose types are all disabled in config is never built; ``triggers`` lists the
-    words it looks for in ``Scan.words`` (the classifier builds its vocabulary from them)."""
+    words it looks for in ``Scan.words`` (the classifier builds its vocabulary from them);
+    ``gates`` say when it can find anything at all (it runs only when one of them holds)."""
 
     types: frozenset[str]
     triggers: frozenset[str]
+
+    @property
+    def gates(self) -> tuple[Gate, ...]: ...
 
     def find(self, scan: Scan) -> Iterable[Finding]: ...
 

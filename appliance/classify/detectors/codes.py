@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 from appliance.classify.checksums import iban_valid, vin_valid
-from appliance.classify.detectors.base import Scan
+from appliance.classify.detectors.base import Gate, Scan
 from appliance.classify.findings import Finding, FindingType
 
 _A = "AC-HJKMNP-RT-Y"  # MBI letters
@@ -27,6 +27,9 @@ def _isolated(text: str, start: int, end: int) -> bool:
 class IbanDetector:
     types = frozenset({FindingType.IBAN.value})
     triggers: frozenset[str] = frozenset()
+    #: country code and check digits; 15+ characters in all
+    gates = (Gate(digit=True, layouts=("AA00",),
+                  run=("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ", 15)),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(r"[A-Z][A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?")
@@ -51,6 +54,9 @@ class IbanDetector:
 class MbiDetector:
     types = frozenset({FindingType.MEDICARE_MBI.value})
     triggers: frozenset[str] = frozenset()
+    #: its last four characters; 11 characters and dashes in all
+    gates = (Gate(digit=True, layouts=("AA00",),
+                  run=("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", 11)),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(_MBI)
@@ -67,6 +73,9 @@ class MbiDetector:
 class VinDetector:
     types = frozenset({FindingType.VIN.value})
     triggers: frozenset[str] = frozenset()
+    #: 17 characters, a letter next to a digit somewhere
+    gates = (Gate(digit=True, layouts=("A0", "0A"),
+                  run=("0123456789ABCDEFGHJKLMNPRSTUVWXYZ", 17)),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(r"[A-HJ-NPR-Z0-9][A-HJ-NPR-Z0-9]{16}")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from appliance.classify.checksums import dea_valid, kvnr_valid, npi_valid, ssn_valid
-from appliance.classify.detectors.base import Scan
+from appliance.classify.detectors.base import Gate, Scan
 from appliance.classify.findings import Finding, FindingType
 
 _NUMBER = r"(?:[ \t]*(?:number|numbers|no\.?|nr\.?|num\.?|#|id|code))?"
@@ -112,6 +112,9 @@ class LabelledDetector:
         self._needles = tuple(n for kind, _ in self._kinds for n in kind.needles)
         self._site_mrn = [re.compile(p) for p in site_mrn_patterns] \
             if FindingType.MRN.value in enabled else []
+        self.gates = (Gate(digit=True, words=self.triggers),
+                      *([Gate(digit=True, lowered=self._needles)] if self._needles else []),
+                      *([Gate(digit=True)] if self._site_mrn else []))
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         if not scan.has_digit:

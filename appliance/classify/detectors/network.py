@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
-from appliance.classify.detectors.base import Scan
+from appliance.classify.detectors.base import Gate, Scan
 from appliance.classify.findings import Finding, FindingType
 
 _INTERNAL_SUFFIXES = (".local", ".internal", ".lan", ".corp", ".intranet", ".intra", ".home",
@@ -34,6 +34,7 @@ def _is_internal_host(host: str) -> bool:
 class EmailDetector:
     types = frozenset({FindingType.EMAIL.value})
     triggers: frozenset[str] = frozenset()
+    gates = (Gate(needles=("@",)),)
 
     def __init__(self) -> None:
         self._domain = re.compile(r"@[A-Za-z0-9](?:[A-Za-z0-9-]*\.)+[A-Za-z]{2,24}\b")
@@ -53,6 +54,7 @@ class EmailDetector:
 class UrlDetector:
     types = frozenset({FindingType.URL.value, FindingType.INTERNAL_URL.value})
     triggers: frozenset[str] = frozenset()
+    gates = (Gate(needles=("://", "www.")),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(
@@ -77,6 +79,11 @@ class IpAddressDetector:
 
     types = frozenset({FindingType.IP_ADDRESS.value, FindingType.DEVICE_ID.value})
     triggers: frozenset[str] = frozenset()
+    #: IPv4 has a digit, a dot and a digit; IPv6 a "::" or eight groups (15+ characters of
+    #: hex digits and colons); a MAC address 17 characters of hex digits and ":" or "-".
+    gates = (Gate(digit=True, layouts=("0.0",), run=("0123456789.", 7)),
+             Gate(digit=True, needles=("::",)),
+             Gate(digit=True, needles=(":", "-"), run=("0123456789abcdefABCDEF:-", 15)))
 
     def __init__(self) -> None:
         self._ipv4 = re.compile(r"[0-9]\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w-]|\.\d)"

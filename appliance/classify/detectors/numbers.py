@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from appliance.classify.checksums import payment_card_valid, ssn_valid
-from appliance.classify.detectors.base import Scan, words
+from appliance.classify.detectors.base import Gate, Scan, words
 from appliance.classify.findings import Finding, FindingType
 
 _PHONE_CUES = ("tel", "phone", "fax", "mobil", "cell", "handy", "call", "ruf", "kontakt",
@@ -28,6 +28,7 @@ class SsnDetector:
 
     types = frozenset({FindingType.SSN.value})
     triggers: frozenset[str] = frozenset()
+    gates = (Gate(digit=True, layouts=("000-00-0000",)),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(r"[0-9]\d\d-\d\d-\d{4}(?![\w-])")
@@ -47,6 +48,8 @@ class PaymentCardDetector:
 
     types = frozenset({FindingType.PAYMENT_CARD.value})
     triggers: frozenset[str] = frozenset()
+    #: four digits, then 12 to 19 digits and their separators in all
+    gates = (Gate(digit=True, layouts=("0000",), run=("0123456789 -", 12)),)
 
     def __init__(self) -> None:
         # The lookahead changes no match (a match is 4-32 such characters with no [\w-] after
@@ -77,7 +80,6 @@ class PhoneDetector:
     A cue "fax" makes it a fax number."""
 
     types = frozenset({FindingType.PHONE.value, FindingType.FAX.value})
-
     def __init__(self) -> None:
         self._candidate = re.compile(r"[+(0-9][\d ().+/-]{6,26}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?")
         self._north_american = re.compile(
@@ -90,6 +92,11 @@ class PhoneDetector:
         self.triggers = words("tel", "telefon", "phone", "fax", "telefax", "mobile", "mobil",
                                 "cell", "handy", "call", "rufnummer", "telefonnummer",
                                 "contact", "kontakt", "erreichbar", "reach", "ph", "tel")
+        # Every number lies inside a candidate (8+ characters of digits and separators) and
+        # is North American ("234-5678"), international ("+4") or, after a cue word, national.
+        run = ("0123456789 ().+/-", 8)
+        self.gates = (Gate(digit=True, layouts=("000-0000", "000.0000", "000 0000", "+0"), run=run),
+                      Gate(digit=True, words=self.triggers, layouts=("000",), run=run))
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         if not scan.has_digit:

@@ -14,7 +14,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 
-from appliance.classify.detectors.base import Scan, words
+from appliance.classify.detectors.base import Gate, Scan, words
 from appliance.classify.findings import Finding, FindingType
 
 _UPPER = "A-ZÄÖÜ"
@@ -79,6 +79,7 @@ class NameDetector:
             "pflegekraft", "nurse", "supervisor", "manager", "vorgesetzte", "vorgesetzter",
             "reported", "gemeldet", "operator", "bediener", "bedienerin", "techniker",
             "technikerin")
+        self.gates = (Gate(words=self.triggers),)
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         windows = scan.windows(self.triggers, 2, 120)
@@ -125,6 +126,8 @@ class PersonDateDetector:
             "surgery", "procedure", "operated", "aufgenommen", "aufnahme", "entlassen",
             "entlassung", "verstorben", "sterbedatum", "behandlungsdatum", "op", "operiert",
             "termin", "vorstellung")
+        self.gates = (Gate(digit=True, words=self.triggers),
+                      Gate(digit=True, lowered=("d.o.b",)))
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         if not scan.has_digit:
@@ -154,6 +157,8 @@ class AgeDetector:
             r"|(?P<e>\d{2,3})-?jährige[rnms]?)")
         self.triggers = words("age", "ages", "aged", "alter", "old", "yo", "jahre",
                                "jährige", "jähriger", "jährigen", "jähriges", "jährigem")
+        self.gates = (Gate(digit=True, words=self.triggers),
+                      Gate(digit=True, lowered=("y/o", "y.o.", "j.")))
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         if not scan.has_digit:

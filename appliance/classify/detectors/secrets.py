@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from appliance.classify.detectors.base import Scan, words
+from appliance.classify.detectors.base import Gate, Scan, words
 from appliance.classify.findings import Finding, FindingType
 
 _TOKENS: tuple[tuple[FindingType, str], ...] = (
@@ -80,6 +80,11 @@ class SecretDetector:
         self._connection = re.compile(r"[a-z][a-z0-9+]{1,15}://[^\s:/@]+:(?P<v>[^\s@/]+)@")
         self._scheme = re.compile(r"[a-z][a-z0-9+]{1,15}://\Z")  # ends at the "://" tried
         self._extra = [re.compile(p) for p in extra_patterns]
+        self.gates = (Gate(words=self.triggers),
+                      Gate(needles=("eyJ", "-----BEGIN", "://")),
+                      # "AKIA...", "AIza...": looked for only where such a shape occurs
+                      Gate(layouts=("AAAA", "AAaa"), needles=_TOKEN_NEEDLES, key="layouts"),
+                      *([Gate()] if self._extra else []))  # a site pattern may match anything
 
     def _may_hold_token(self, scan: Scan) -> bool:
         if not scan.words.isdisjoint(_TOKEN_WORDS) or "eyJ" in scan.text:
