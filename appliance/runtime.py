@@ -34,7 +34,7 @@ from appliance.providers.registry import build_providers
 from appliance.health import ProviderHealth
 from appliance.routing import Router, aliases_from_config
 from appliance.state import StateDB
-from hardware import Profile, choose_profile, probe
+from hardware import Profile, choose_profile, probe, report_dict
 from local_models.artifacts import ArtifactStore
 from local_models.catalog import load_catalog
 from local_models.llama_pool import LlamaPool, LlamaSettings, gpu_offload_supported
@@ -164,6 +164,24 @@ class Runtime:
         except AuditUnavailable:  # before the log is open (start-up): the start records it
             pass
         log.info("policy version %d applied from %s", policy.version, source)
+
+    def prepare_sync(self) -> SyncAgent | None:
+        """On an enrolled box, build the sync agent (the lifespan, or ``POST /admin/v1/sync/
+        now`` after a later ``appliance enroll``, starts it) and queue usage rows for central
+        from now on; a box never enrolled stays standalone. ``EnrollmentError`` when the
+        enrollment or the box's key cannot be read."""
+        from appliance import __version__
+        from sync.agent import build_agent  # sync imports the runtime's types
+
+        def hardware() -> dict[str, Any]:
+            return report_dict(probe(), self.profile) if self.profile is not None else {}
+
+        self.sync_agent = build_agent(
+            self, self.data.root, self.config.sync,
+            model=self.local.chat_model if self.local else None, hardware=hardware,
+            version=__version__)
+        self.ledger.enqueue_for_sync = self.sync_agent is not None
+        return self.sync_agent
 
     def _describe_scope(self, kind: str, scope_id: str) -> str:
         """A scope's name for refusal messages ("department 'Radiology'")."""

@@ -27,9 +27,7 @@ from appliance.http.app import build_app
 from appliance.audit import AuditLocked
 from appliance.audit.crypto import AuditKeyError
 from appliance.runtime import Runtime
-from appliance import __version__
-from hardware import ProfileError, probe, report_dict
-from sync.agent import build_agent
+from hardware import ProfileError
 from sync.enrollment import EnrollmentError
 from local_models.errors import ArtifactError
 
@@ -114,20 +112,6 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 
 
-def _prepare_sync(runtime: Runtime) -> None:
-    """On an enrolled box, the sync agent (started in the lifespan) and usage rows queued for
-    central from the first request on; a box never enrolled stays standalone."""
-    def hardware() -> dict[str, Any]:
-        profile = runtime.profile
-        return report_dict(probe(), profile) if profile is not None else {}
-
-    runtime.sync_agent = build_agent(
-        runtime, runtime.data.root, runtime.config.sync,
-        model=runtime.local.chat_model if runtime.local else None, hardware=hardware,
-        version=__version__)
-    runtime.ledger.enqueue_for_sync = runtime.sync_agent is not None
-
-
 def serve(config: Config, data_dir: Path) -> int:
     configure_logging(config.server.log_level)
     try:
@@ -163,7 +147,7 @@ def serve(config: Config, data_dir: Path) -> int:
         runtime.close()
         return 1
     try:
-        _prepare_sync(runtime)
+        runtime.prepare_sync()
     except EnrollmentError as exc:
         log.error("cannot start: sync: %s", exc)
         runtime.close()

@@ -93,14 +93,31 @@ def cmd_enroll(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
                              central=enrollment.central_url, name=enrollment.name)
     finally:
         db.close()
+    started = _start_running_daemon(config, data_dir)
     if args.json:
         print(json.dumps({"box_id": enrollment.box_id, "central_url": enrollment.central_url,
-                          "central_name": enrollment.central_name, "name": enrollment.name}))
+                          "central_name": enrollment.central_name, "name": enrollment.name,
+                          "daemon_syncing": started}))
     else:
         print(f"enrolled as {enrollment.box_id} with {enrollment.central_url}"
               + (f" ({enrollment.central_name})" if enrollment.central_name else "")
-              + "; restart the daemon to start syncing")
+              + ("; the running daemon has started syncing" if started else
+                 "; the daemon starts syncing when it (re)starts"))
     return 0
+
+
+def _start_running_daemon(config: Config, data_dir: Path) -> bool:
+    """Ask a daemon already running on this data directory to start its sync agent (``POST
+    /admin/v1/sync/now``); False when none answers, which is no error: it syncs once
+    started."""
+    try:
+        key = DataDir(data_dir).admin_key_file.read_text(encoding="utf-8").strip()
+        response = httpx.post(daemon_url(config).rstrip("/") + "/admin/v1/sync/now",
+                              headers={"authorization": f"Bearer {key}"},
+                              timeout=config.sync.timeout_seconds * 8 + 30)
+    except (OSError, httpx.HTTPError):
+        return False
+    return response.status_code == 200
 
 
 def cmd_status(args: argparse.Namespace, data_dir: Path) -> int:

@@ -3,7 +3,8 @@
 
     GET  /admin/v1/sync       the sync status (admin, operator, auditor)
     POST /admin/v1/sync/now   run every sync job now and answer when they are done (admin,
-                              operator); 409 ``not_enrolled`` on a standalone box
+                              operator); on a box enrolled while the daemon ran, start the
+                              agent first; 409 ``not_enrolled`` on a standalone box
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.routing import Route
 from appliance.errors import Conflict
 from appliance.http.admin import READERS, WRITERS, require_role, runtime_of
 from appliance.http.responses import JSONResponse, openai_errors
+from sync.enrollment import EnrollmentError
 from sync.status import read_status
 
 
@@ -34,10 +36,16 @@ async def sync_now(request: Request) -> Response:
     require_role(request, WRITERS)
     runtime = runtime_of(request)
     agent = runtime.sync_agent
-    if agent is None:
-        raise Conflict("This box does not sync: it is not enrolled (`appliance enroll URL "
-                       "TOKEN`, then restart the daemon) or `[sync] enabled = false`.",
-                       code="not_enrolled")
+    if agent is None:  # enrolled since the daemon started? then start syncing now
+        try:
+            agent = runtime.prepare_sync()
+        except EnrollmentError as exc:
+            raise Conflict(f"This box's enrollment cannot be read: {exc}",
+                           code="not_enrolled") from exc
+        if agent is None:
+            raise Conflict("This box does not sync: it is not enrolled (`appliance enroll URL "
+                           "TOKEN`) or `[sync] enabled = false`.", code="not_enrolled")
+        await agent.start()
     errors = await agent.run_now()
     status = await asyncio.to_thread(read_status, runtime.data.root)
     status["agent_running"] = True
