@@ -15,9 +15,8 @@ import openai
 import pytest
 
 from tests.conftest import ServerProcess, make_data_dir
-from tests.mock_upstream import mock_upstream
+from tests.mock_upstream import ENV, KEY, mock_upstream
 
-KEY = "sk-upstream-test-0123456789"
 PUBLIC = [{"role": "user", "content": "Name three primary colours."}]
 
 POLICY = """
@@ -62,7 +61,7 @@ def gateway(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     root = tmp_path_factory.mktemp("policy")
     (root / "policy.toml").write_text(POLICY)
     proc = ServerProcess(make_data_dir(root), config(upstream, root / "policy.toml"),
-                         env={"TEST_UPSTREAM_KEY": KEY}).start()
+                         env=ENV).start()
     yield proc
     proc.stop()
 

@@ -12,32 +12,14 @@ import openai
 import pytest
 
 from tests.conftest import ServerProcess, make_data_dir, run_cli
-from tests.mock_upstream import mock_upstream
+from tests.mock_upstream import ENV, KEY, mock_upstream, providers_toml
 
-KEY = "sk-upstream-test-0123456789"
 PHI = [{"role": "user", "content": "Patient Jane Doe, MRN 55512345, has type 2 diabetes."}]
 PUBLIC = [{"role": "user", "content": "Name three primary colours."}]
 
 
 def config(url: str) -> str:
-    return f"""
-[local]
-embedding_model = ""
-[[providers]]
-name = "openai"
-kind = "openai"
-zone = "cloud"
-base_url = "{url}/v1"
-models = ["gpt-4o-mini"]
-credential = "env:TEST_UPSTREAM_KEY"
-[[providers]]
-name = "vllm"
-kind = "openai_compatible"
-zone = "site"
-base_url = "{url}/v1"
-models = ["site-llama"]
-credential = "env:TEST_UPSTREAM_KEY"
-"""
+    return providers_toml(url)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +31,7 @@ def upstream() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gateway(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data = make_data_dir(tmp_path_factory.mktemp("providers"))
-    proc = ServerProcess(data, config(upstream), env={"TEST_UPSTREAM_KEY": KEY}).start()
+    proc = ServerProcess(data, config(upstream), env=ENV).start()
     yield proc
     proc.stop()
 

@@ -15,9 +15,8 @@ import openai
 import pytest
 
 from tests.conftest import ServerProcess, make_data_dir, run_cli
-from tests.mock_upstream import mock_upstream
+from tests.mock_upstream import ENV, KEY, mock_upstream, providers_toml
 
-KEY = "sk-upstream-test-0123456789"
 VALUES = ("Jane Doe", "55512345", "123-45-6789")
 SYSTEM = "You are a scribe. The patient today is Jane Doe."
 
@@ -35,23 +34,7 @@ def echoed(messages: list[Any]) -> str:
 
 
 def config(url: str) -> str:
-    return f"""
-[local]
-embedding_model = ""
-[[providers]]
-name = "openai"
-kind = "openai"
-zone = "cloud"
-base_url = "{url}/v1"
-models = ["gpt-4o-mini"]
-credential = "env:TEST_UPSTREAM_KEY"
-[[providers]]
-name = "vllm"
-kind = "openai_compatible"
-zone = "site"
-base_url = "{url}/v1"
-models = ["site-llama"]
-credential = "env:TEST_UPSTREAM_KEY"
+    return providers_toml(url) + """
 [aliases]
 cloud-only = ["gpt-4o-mini"]
 mixed = ["gpt-4o-mini", "site-llama"]
@@ -59,7 +42,7 @@ mixed = ["gpt-4o-mini", "site-llama"]
 restricted = "redact"
 [[policy.overrides]]
 app = "blocking-app"
-on_forbidden = {{ restricted = "block" }}
+on_forbidden = { restricted = "block" }
 [provider_health]
 failure_threshold = 100
 [audit]
@@ -76,7 +59,7 @@ def upstream() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gateway(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data = make_data_dir(tmp_path_factory.mktemp("redaction"))
-    proc = ServerProcess(data, config(upstream), env={"TEST_UPSTREAM_KEY": KEY}).start()
+    proc = ServerProcess(data, config(upstream), env=ENV).start()
     yield proc
     proc.stop()
 

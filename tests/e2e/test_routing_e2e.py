@@ -20,9 +20,8 @@ import openai
 import pytest
 
 from tests.conftest import ServerProcess, make_data_dir, run_cli
-from tests.mock_upstream import mock_upstream
+from tests.mock_upstream import ENV, KEY, mock_upstream
 
-KEY = "sk-upstream-test-0123456789"
 PHI = [{"role": "user", "content": "Patient Jane Doe, MRN 55512345, has type 2 diabetes."}]
 PUBLIC = [{"role": "user", "content": "Name three primary colours."}]
 
@@ -79,7 +78,7 @@ def upstream() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gateway(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data = make_data_dir(tmp_path_factory.mktemp("routing"))
-    proc = ServerProcess(data, config(upstream), env={"TEST_UPSTREAM_KEY": KEY}).start()
+    proc = ServerProcess(data, config(upstream), env=ENV).start()
     yield proc
     proc.stop()
 
@@ -307,7 +306,7 @@ def uplink_gateway(upstream: str, tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[ServerProcess]:
     data = make_data_dir(tmp_path_factory.mktemp("uplink"))
     proc = ServerProcess(data, uplink_config(upstream, closed_port()),
-                         env={"TEST_UPSTREAM_KEY": KEY}).start()
+                         env=ENV).start()
     yield proc
     proc.stop()
 

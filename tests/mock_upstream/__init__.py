@@ -46,3 +46,33 @@ def mock_upstream(key: str, slow_seconds: float = 3.0,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+#: The upstream key the e2e tests give the mock, and the environment that hands it to the
+#: appliance (its providers name ``credential = "env:TEST_UPSTREAM_KEY"``).
+KEY = "sk-upstream-test-0123456789"
+ENV = {"TEST_UPSTREAM_KEY": KEY}
+
+
+def providers_toml(url: str) -> str:
+    """The appliance config most e2e tests start from: no embedding model, and the mock as two
+    providers: ``openai`` (zone cloud, model ``gpt-4o-mini``) and ``vllm`` (an
+    OpenAI-compatible server on site, model ``site-llama``)."""
+    return f"""
+[local]
+embedding_model = ""
+[[providers]]
+name = "openai"
+kind = "openai"
+zone = "cloud"
+base_url = "{url}/v1"
+models = ["gpt-4o-mini"]
+credential = "env:TEST_UPSTREAM_KEY"
+[[providers]]
+name = "vllm"
+kind = "openai_compatible"
+zone = "site"
+base_url = "{url}/v1"
+models = ["site-llama"]
+credential = "env:TEST_UPSTREAM_KEY"
+"""
