@@ -6,7 +6,8 @@ interval (``[sync]``), each first run at start:
 - ``policy``: pull the signed policy (``sync.policy_store``), apply it or refuse it;
 - ``usage``: compact the outbox if it is over its bound, then send its batches in order;
 - ``checkpoints``: send the audit checkpoints written since the last acknowledged one;
-- ``heartbeat``: report the policy version and status, the outbox, the model, the audit head.
+- ``heartbeat``: report the policy version and status, the outbox, the model, the audit head
+  and the audit public key (which central verifies checkpoints with).
 
 A job that fails (central unreachable, a 5xx, a refused call) is retried after an exponential
 backoff with jitter (``backoff_initial_seconds`` doubled per consecutive failure, up to
@@ -38,7 +39,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from appliance.policy import PolicyConfig, PolicyError, PolicyHolder
 from sync.client import CentralClient, CentralError, CentralRefused
 from sync.config import SyncConfig
-from sync.enrollment import Enrollment, load_box_key, load_enrollment
+from sync.enrollment import (Enrollment, EnrollmentError, audit_public_key, load_box_key,
+                             load_enrollment)
 from sync.outbox import Batch, Outbox, last_checkpoint
 from sync.policy_store import Outcome, pull_policy, store_last_known_good
 
@@ -74,6 +76,8 @@ class SyncAgent:
         self.model = model
         self._describe_hardware = hardware
         self._hardware: dict[str, Any] | None = None
+        #: Sent in every heartbeat: central registers it if enrollment did not.
+        self._audit_key: str | None = None
         self.version = version
         self.outbox = Outbox(data_dir / "state.db", data_dir / "audit", config.outbox_max_rows)
         self.client = CentralClient(enrollment.central_url, enrollment.box_id, key,
@@ -276,10 +280,16 @@ class SyncAgent:
             except Exception:  # noqa: BLE001 - a courtesy for the fleet view
                 log.warning("could not describe the hardware for central", exc_info=True)
                 self._hardware = {}
+        if self._audit_key is None:  # read until found (the audit writer makes it at start)
+            try:
+                self._audit_key = audit_public_key(self.data_dir, create=False)
+            except EnrollmentError:
+                log.warning("could not read the audit public key for central", exc_info=True)
         return {"policy_version": self.host.policies.version,
                 "policy_status": f"{status}: {detail}" if detail else status,
                 "outbox_pending": pending, "model": self.model, "hardware": self._hardware,
-                "audit_head": head, "appliance_version": self.version}
+                "audit_head": head, "appliance_version": self.version,
+                "audit_public_key": self._audit_key}
 
 
 def build_agent(host: Host, data_dir: Path, config: SyncConfig, *, model: str | None = None,

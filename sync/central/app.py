@@ -37,6 +37,8 @@ class EnrollRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     public_key: str
     name: str = ""
     hardware: dict[str, Any] | None = None
+    #: The box's audit public key (raw Ed25519, base64); older boxes send it by heartbeat.
+    audit_public_key: str | None = None
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
@@ -86,7 +88,7 @@ def build_app(central: Central, lifespan: Lifespan[Any]) -> Starlette:
     async def enroll(request: Request) -> Response:
         req = _decode(await read_body(request), EnrollRequest)
         box_id, name = enrollment.enroll(central.db, req.token, req.name, req.public_key,
-                                         req.hardware, time.time())
+                                         req.hardware, time.time(), req.audit_public_key)
         log.info("enrolled box %s as %s (%s)", box_id, name, req.name or "no reported name")
         return JSONResponse({"box_id": box_id,
                              "root": json.loads(central.repository.root_bytes()),

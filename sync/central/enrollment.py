@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sync.central.audit import AuditKey
 from sync.central.errors import InvalidRequest, NotFound, Unauthorized
 from sync.central.state import CentralDB
 from sync.signing import public_key_from_b64
@@ -49,13 +50,16 @@ def create_token(db: CentralDB, name: str, ttl_hours: float,
 
 
 def enroll(db: CentralDB, token: str, reported_name: str, public_key: str,
-           hardware: dict[str, Any] | None, now: float) -> tuple[str, str]:
-    """Consume ``token`` and create the box; returns ``(box_id, name)``. ``Unauthorized`` with
-    ``enrollment_token_invalid|used|expired``; ``InvalidRequest`` for a bad public key."""
+           hardware: dict[str, Any] | None, now: float,
+           audit_public_key: str | None = None) -> tuple[str, str]:
+    """Consume ``token`` and create the box, with its audit key when it sent one; returns
+    ``(box_id, name)``. ``Unauthorized`` with ``enrollment_token_invalid|used|expired``;
+    ``InvalidRequest`` for a bad public key."""
     try:
         public_key_from_b64(public_key)
     except ValueError as exc:
         raise InvalidRequest(f"`public_key`: {exc}") from exc
+    audit_key = None if audit_public_key is None else AuditKey.parse(audit_public_key).b64
     with db.transaction() as conn:
         row = conn.execute("SELECT name, expires_at, used_at FROM enrollment_tokens "
                            "WHERE token_hash = ?", (_hash(token),)).fetchone()
@@ -73,9 +77,9 @@ def enroll(db: CentralDB, token: str, reported_name: str, public_key: str,
         conn.execute("UPDATE enrollment_tokens SET used_at = ?, box_id = ? WHERE token_hash = ?",
                      (now, box_id, _hash(token)))
         conn.execute("INSERT INTO boxes(id, name, reported_name, public_key, enrolled_at, "
-                     "last_contact, hardware) VALUES (?,?,?,?,?,?,?)",
+                     "last_contact, hardware, audit_public_key) VALUES (?,?,?,?,?,?,?,?)",
                      (box_id, name, reported_name or None, public_key, now, now,
-                      json.dumps(hardware) if hardware is not None else None))
+                      json.dumps(hardware) if hardware is not None else None, audit_key))
     return box_id, name
 
 

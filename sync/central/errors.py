@@ -4,7 +4,8 @@
     ├── InvalidRequest              400 invalid_request_error   code=invalid_request
     ├── Unauthorized                401 authentication_error    (code says why, e.g. stale_request)
     ├── NotFound                    404 invalid_request_error   code=not_found
-    ├── Conflict                    409 invalid_request_error   (sequence_conflict, batch_conflict)
+    ├── Conflict                    409 invalid_request_error   (sequence_conflict, batch_conflict,
+    │                                                            checkpoint_invalid, audit_key_changed)
     └── PayloadTooLarge             413 invalid_request_error   code=payload_too_large
 
 The HTTP layer shapes them all as ``{"error": {"message", "type", "code"}}``; anything else is a

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sync.central.audit import audit_status, key_id_of
 from sync.central.errors import InvalidRequest
 
 #: group_by name -> SQL expression over the usage table
@@ -49,11 +50,11 @@ def fleet(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every enrolled box, newest enrollment last."""
     rows = conn.execute(
         "SELECT id, name, reported_name, enrolled_at, last_contact, revoked_at, policy_version, "
-        "policy_status, outbox_pending, model, appliance_version, hardware, audit_head "
-        "FROM boxes ORDER BY enrolled_at").fetchall()
+        "policy_status, outbox_pending, model, appliance_version, hardware, audit_head, "
+        "audit_public_key, audit_problem FROM boxes ORDER BY enrolled_at").fetchall()
     boxes = []
     for (box_id, name, reported, enrolled, contact, revoked, policy_version, policy_status,
-         pending, model, version, hardware_json, beat_head) in rows:
+         pending, model, version, hardware_json, beat_head, audit_key, audit_problem) in rows:
         hardware = json.loads(hardware_json) if hardware_json else None
         checkpoint = conn.execute("SELECT idx, seq, head FROM checkpoints WHERE box_id = ? "
                                   "ORDER BY idx DESC LIMIT 1", (box_id,)).fetchone()
@@ -69,6 +70,8 @@ def fleet(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "policy_status": policy_status, "outbox_pending": pending, "model": model,
             "appliance_version": version, "hardware": hardware,
             "hardware_summary": hardware_summary(hardware), "audit_head": head,
+            "audit_status": audit_status(audit_key, audit_problem),
+            "audit_key_id": key_id_of(audit_key),
         })
     return boxes
 
@@ -112,7 +115,8 @@ def _when(ts: float | None) -> str:
 
 
 def format_fleet(boxes: list[dict[str, Any]]) -> str:
-    """The fleet as a text table, then one detail line per box (hardware, audit head)."""
+    """The fleet as a text table, then one detail line per box (hardware, audit head and
+    whether central could verify the box's checkpoints)."""
     if not boxes:
         return "no boxes enrolled (create a token: appliance central enroll-token create)"
     header = (f"{'NAME':<20} {'BOX ID':<28} {'LAST CONTACT':<21} {'POLICY':<16} "
@@ -131,5 +135,6 @@ def format_fleet(boxes: list[dict[str, Any]]) -> str:
         audit = "-" if head is None else (
             f"index {head['index']}, seq {head['seq']}, head {head['head'][:16]}…")
         lines.append(f"{box['name']}: enrolled {_when(box['enrolled_at'])}; hardware: "
-                     f"{box['hardware_summary'] or '-'}; audit head: {audit}")
+                     f"{box['hardware_summary'] or '-'}; audit head: {audit}; "
+                     f"checkpoints: {box['audit_status']}")
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 Each batch stream (``usage``, ``checkpoints``) of a box is idempotent: the batch id, the
 stream's sequence number and every row go into SQLite in one transaction, so a batch the box
 re-sends (its ack was lost) is acknowledged again without being counted twice, and a batch
-is never half stored.
+is never half stored. Checkpoints are checked first (``sync.central.audit``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from sync.central.errors import Conflict, InvalidRequest
+from sync.central import audit
+from sync.central.errors import Conflict
 from sync.central.state import CentralDB
 
 log = logging.getLogger("sync.central.ingest")
@@ -85,6 +86,8 @@ class Heartbeat(msgspec.Struct, kw_only=True, frozen=True):
     hardware: dict[str, Any] | None = None
     audit_head: AuditHead | None = None
     appliance_version: str | None = None
+    #: The box's audit public key (raw Ed25519, base64): registered if central has none.
+    audit_public_key: str | None = None
 
 
 class Ack(msgspec.Struct, frozen=True):
@@ -131,41 +134,31 @@ def ingest_usage(db: CentralDB, box_id: str, batch: UsageBatch, now: float) -> A
     return _ingest(db, box_id, "usage", batch.batch_id, batch.seq, now, insert)
 
 
-def _parse_checkpoint(number: int, line: str) -> tuple[int, int, str]:
-    try:
-        fields = json.loads(line)
-        index, seq, head = fields["index"], fields["seq"], fields["head"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidRequest(f"`checkpoints[{number}].line`: not a checkpoint line with "
-                             "`index`, `seq` and `head`") from exc
-    if not (isinstance(index, int) and isinstance(seq, int) and isinstance(head, str)):
-        raise InvalidRequest(f"`checkpoints[{number}].line`: `index` and `seq` must be "
-                             "integers, `head` a string")
-    return index, seq, head
-
-
 def ingest_checkpoints(db: CentralDB, box_id: str, batch: CheckpointBatch, now: float) -> Ack:
-    parsed = [(*_parse_checkpoint(n, c.line), c.line) for n, c in enumerate(batch.checkpoints)]
+    """Store the batch's new checkpoints once they pass ``audit.new_lines``; a failing batch
+    is refused whole (``checkpoint_invalid``) and the failure recorded for the fleet view."""
+    lines = audit.parse_lines(c.line for c in batch.checkpoints)
 
     def insert(conn: sqlite3.Connection) -> int:
-        for index, seq, head, line in parsed:
-            known = conn.execute("SELECT line FROM checkpoints WHERE box_id = ? AND idx = ?",
-                                 (box_id, index)).fetchone()
-            if known is None:
-                conn.execute("INSERT INTO checkpoints(box_id, idx, seq, head, line, "
-                             "received_at) VALUES (?,?,?,?,?,?)",
-                             (box_id, index, seq, head, line, now))
-            elif known[0] != line:
-                # The first copy is kept: a box whose log was rewritten must not be able to
-                # replace what central already holds.
-                log.warning("box %s sent a different checkpoint %d; kept the first one",
-                            box_id, index)
-        return len(parsed)
+        fresh = audit.new_lines(conn, box_id, lines, audit.registered_key(conn, box_id))
+        conn.executemany("INSERT INTO checkpoints(box_id, idx, seq, head, line, received_at) "
+                         "VALUES (?,?,?,?,?,?)",
+                         [(box_id, c.index, c.seq, c.head, c.line, now) for c in fresh])
+        return len(lines)
 
-    return _ingest(db, box_id, "checkpoints", batch.batch_id, batch.seq, now, insert)
+    try:
+        return _ingest(db, box_id, "checkpoints", batch.batch_id, batch.seq, now, insert)
+    except audit.CheckpointInvalid as exc:
+        log.warning("box %s: refused a checkpoint batch: %s", box_id, exc)
+        audit.record_problem(db.conn, box_id, str(exc), now)
+        raise Conflict(str(exc), code="checkpoint_invalid") from exc
 
 
 def record_heartbeat(db: CentralDB, box_id: str, beat: Heartbeat, now: float) -> None:
+    """Apply a heartbeat; one that presents an audit key other than the registered one is
+    refused (``audit_key_changed``) before anything of it is applied."""
+    if beat.audit_public_key is not None:
+        audit.offer_key(db, box_id, audit.AuditKey.parse(beat.audit_public_key), now)
     head = msgspec.json.encode(beat.audit_head).decode() if beat.audit_head else None
     db.conn.execute(
         "UPDATE boxes SET last_contact = ?, policy_version = ?, policy_status = ?, "

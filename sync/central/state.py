@@ -3,8 +3,8 @@
 ::
 
     <data_dir>/                 0700
-      state.db                  SQLite (WAL): boxes, enrollment tokens, nonces, batches,
-                                usage rows, audit checkpoints
+      state.db                  SQLite (WAL): boxes (with their audit keys), enrollment
+                                tokens, nonces, batches, usage rows, audit checkpoints
       repository/metadata/      the signed TUF metadata boxes download
       repository/targets/       the published policies, named by their sha256
       secrets/admin.token       the admin API's bearer token (0600)
@@ -68,6 +68,13 @@ MIGRATIONS: tuple[str, ...] = (
         line TEXT NOT NULL, received_at REAL NOT NULL,
         PRIMARY KEY (box_id, idx)
     );
+    """,
+    # The box's audit public key (never replaced once set) and the last failure of its
+    # checkpoints or of its key, shown as ``audit_status`` (sync/central/audit.py).
+    """
+    ALTER TABLE boxes ADD COLUMN audit_public_key TEXT;
+    ALTER TABLE boxes ADD COLUMN audit_problem TEXT;
+    ALTER TABLE boxes ADD COLUMN audit_problem_at REAL;
     """,
 )
 

@@ -5,9 +5,9 @@
         publish_policy(central.data_dir, "version = 1\\n")
         httpx.post(central.url + "/v1/enroll", json={...})
 
-The server binds a free loopback port (``--port 0``); its URL is parsed from the line
-``central: listening on http://HOST:PORT``. Output (stdout and stderr) is drained by a thread
-into ``CentralProcess.lines`` so the pipe never fills.
+The server binds a free loopback port (``--port 0``) unless given one; its URL is parsed from
+the line ``central: listening on http://HOST:PORT``. Output (stdout and stderr) is drained by a
+thread into ``CentralProcess.lines`` (kept across restarts) so the pipe never fills.
 """
 
 from __future__ import annotations
@@ -32,16 +32,22 @@ _LISTENING = re.compile(r"central: listening on (http://\S+)")
 
 
 class CentralProcess:
-    def __init__(self, data_dir: Path, config_path: Path | None) -> None:
+    """``port`` 0 takes a free port at each start; a fixed one keeps the URL across restarts
+    (a box keeps the URL it enrolled with)."""
+
+    def __init__(self, data_dir: Path, config_path: Path | None, port: int = 0) -> None:
         self.data_dir = data_dir
         self.config_path = config_path
+        self.port = port
         self.lines: list[str] = []
         self.url = ""
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 60.0) -> CentralProcess:
-        command = [sys.executable, "-m", "appliance.cli", "central", "serve", "--port", "0",
-                   "--data-dir", str(self.data_dir)]
+        """Start (or start again, after ``stop``) and wait for the listening line."""
+        self.url = ""
+        command = [sys.executable, "-m", "appliance.cli", "central", "serve", "--port",
+                   str(self.port), "--data-dir", str(self.data_dir)]
         if self.config_path is not None:
             command += ["--config", str(self.config_path)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -70,6 +76,10 @@ class CentralProcess:
     @property
     def output(self) -> str:
         return "\n".join(self.lines)
+
+    @property
+    def repository(self) -> Path:
+        return self.data_dir / "repository"
 
     @property
     def admin_token(self) -> str:
@@ -101,10 +111,12 @@ def write_config(data_dir: Path, config_text: str) -> Path:
 
 
 @contextlib.contextmanager
-def central_server(data_dir: Path, config_text: str | None = None) -> Iterator[CentralProcess]:
-    """Run ``appliance central serve`` on a free loopback port; SIGTERM it on exit."""
+def central_server(data_dir: Path, config_text: str | None = None,
+                   port: int = 0) -> Iterator[CentralProcess]:
+    """Run ``appliance central serve`` on loopback (a free port unless ``port``); SIGTERM it
+    on exit."""
     config = write_config(data_dir, config_text) if config_text is not None else None
-    proc = CentralProcess(data_dir, config).start()
+    proc = CentralProcess(data_dir, config, port).start()
     try:
         yield proc
     finally:
@@ -182,16 +194,19 @@ class EnrolledBox:
         return make_updater(metadata, state_dir / "targets", self.central_url, fetcher)
 
 
-def enroll_box(central: CentralProcess, name: str, hardware: dict[str, Any] | None = None
-               ) -> EnrolledBox:
-    """Create a token with the CLI and enroll a new key with it over HTTP."""
+def enroll_box(central: CentralProcess, name: str, hardware: dict[str, Any] | None = None,
+               audit_public_key: str | None = None) -> EnrolledBox:
+    """Create a token with the CLI and enroll a new key with it over HTTP (with the box's
+    audit public key when given)."""
     from sync.signing import generate_key, public_key_b64
 
     token = create_enrollment_token(central.data_dir, name, config=central.config_path)
     key = generate_key()
-    response = httpx.post(central.url + "/v1/enroll", timeout=30, json={
-        "token": token, "name": f"{name}.local", "public_key": public_key_b64(key),
-        "hardware": hardware})
+    body = {"token": token, "name": f"{name}.local", "public_key": public_key_b64(key),
+            "hardware": hardware}
+    if audit_public_key is not None:
+        body["audit_public_key"] = audit_public_key
+    response = httpx.post(central.url + "/v1/enroll", timeout=30, json=body)
     response.raise_for_status()
     body = response.json()
     return EnrolledBox(central.url, body["box_id"], key, body["root"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 
 from appliance.audit import AuditLog, admin_event
 from appliance.audit.config import AuditConfig
+from appliance.audit.crypto import SIGNING_KEY_NAME, load_signing_key
+from appliance.datadir import DataDir
 from appliance.limits.ledger import UsageLedger
 from appliance.policy import LEVELS, PolicyConfig, PolicyError, PolicyHolder
 from appliance.state import StateDB
@@ -114,6 +117,11 @@ def test_enroll_stores_key_and_trust_root_and_queues_the_event(
     again = run_cli("enroll", central.url, create_enrollment_token(central.data_dir, "x"),
                     data_dir=data)
     assert again.returncode == 1 and "already enrolled" in again.stderr
+    # The audit log's signing key, made as the audit writer would make it, went to central.
+    signer = load_signing_key(DataDir(data), create=False)
+    assert stat.S_IMODE((data / "secrets" / SIGNING_KEY_NAME).stat().st_mode) == 0o600
+    entry = fleet_entry(central, enrollment.box_id)
+    assert (entry["audit_key_id"], entry["audit_status"]) == (signer.key_id, "verified")
 
 
 def test_a_token_enrolls_one_box_only(central: CentralProcess, tmp_path: Path) -> None:
@@ -197,6 +205,11 @@ def test_usage_and_checkpoints_reach_central_once(central: CentralProcess,
                                                   tmp_path: Path) -> None:
     data = enroll_box(central, tmp_path)
     box_id = load_enrollment(data).box_id  # type: ignore[union-attr]
+    # As if enrolled before boxes sent their audit key: the heartbeat brings it.
+    db = sqlite3.connect(central.data_dir / "state.db", isolation_level=None)
+    db.execute("UPDATE boxes SET audit_public_key = NULL WHERE id = ?", (box_id,))
+    db.close()
+    assert fleet_entry(central, box_id)["audit_status"] == "unverified"
     ledger = UsageLedger(data / "state.db", enqueue_for_sync=True)
     ledger.start()
     rows = [usage_row(i, department=f"d_{i % 3}") for i in range(25)]
@@ -223,10 +236,15 @@ def test_usage_and_checkpoints_reach_central_once(central: CentralProcess,
         agent = agent_for(Host(), data)
         assert await agent.run_job("usage") is None  # the replay: acknowledged, not recounted
         assert await agent.run_job("checkpoints") is None
+        assert fleet_entry(central, box_id)["audit_status"] == "unverified"  # no key yet
         assert await agent.run_job("heartbeat") is None
         await agent.stop()
 
     asyncio.run(scenario())
+    # The checkpoints received before the key were verified when the heartbeat brought it.
+    entry = fleet_entry(central, box_id)
+    assert entry["audit_key_id"] == load_signing_key(DataDir(data), create=False).key_id
+    assert entry["audit_status"] == "verified"
     by_department: dict[str, int] = {}
     for row in rows:
         assert row.department_id is not None

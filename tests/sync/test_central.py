@@ -6,6 +6,8 @@ and usage totals. The TUF side (publish and fetch, attacks) is in ``test_trust.p
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import signal
 import sqlite3
@@ -18,6 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from appliance.audit.checkpoints import line_digest, sign_checkpoint
+from appliance.audit.crypto import SigningKey
 
 from sync.signing import generate_key, public_key_b64, sign_headers
 from tests.sync.central_support import (CentralProcess, EnrolledBox, central_server,
@@ -137,6 +143,10 @@ def test_enrollment_body_is_validated(central: CentralProcess) -> None:
     extra = httpx.post(central.url + "/v1/enroll", timeout=30,
                        json={"token": token, "public_key": "AAAA", "nmae": "x"})
     assert extra.status_code == 400 and "nmae" in extra.json()["error"]["message"]
+    bad_audit_key = httpx.post(central.url + "/v1/enroll", timeout=30, json={
+        "token": token, "public_key": public_key_b64(generate_key()),
+        "audit_public_key": "AAAA"})
+    assert bad_audit_key.status_code == 400 and "audit_public_key" in bad_audit_key.text
     # A refused body does not use the token up.
     assert _enroll(central, token).status_code == 200
 
@@ -257,11 +267,33 @@ def test_usage_ingestion_is_idempotent(central: CentralProcess) -> None:
     assert box_total["requests"] == 8 and box_total["cost_micros"] == 5 + 7 + 50 + 5
 
 
+def _signed_lines(key: SigningKey, indexes: range, prev: str = "") -> list[str]:
+    """Checkpoint lines as the box's audit writer signs them, each linked to the one before."""
+    lines = []
+    for index in indexes:
+        head = hashlib.sha256(f"records up to {index * 100}".encode()).digest()
+        line = sign_checkpoint(key, index, index * 100, head, 1, time.time(), prev).line()
+        prev = line_digest(line)
+        lines.append(line.decode().rstrip("\n"))
+    return lines
+
+
+def _new_audit_key() -> SigningKey:
+    return SigningKey(Ed25519PrivateKey.generate())
+
+
+def _b64(key: SigningKey) -> str:
+    return base64.b64encode(key.public_bytes()).decode()
+
+
+def _push(client: httpx.Client, seq: int, lines: list[str]) -> httpx.Response:
+    return client.post("/v1/checkpoints", json={
+        "batch_id": str(uuid.uuid4()), "seq": seq, "checkpoints": [{"line": ln} for ln in lines]})
+
+
 def test_checkpoints_and_heartbeat_show_in_fleet(central: CentralProcess) -> None:
     box = enroll_box(central, "box-fleet", hardware=HARDWARE)
-    lines = [json.dumps({"index": i, "seq": i * 100, "head": f"{i:064x}", "segment": 1,
-                         "time": time.time(), "prev": "", "key_id": "k", "sig": "00"})
-             for i in (1, 2)]
+    lines = _signed_lines(_new_audit_key(), range(1, 3))
     with box.client() as client:
         beat = client.post("/v1/heartbeat", json={
             "policy_version": 3, "policy_status": "applied", "outbox_pending": 4,
@@ -287,8 +319,10 @@ def test_checkpoints_and_heartbeat_show_in_fleet(central: CentralProcess) -> Non
     assert entry["policy_version"] == 3 and entry["policy_status"] == "applied"
     assert entry["outbox_pending"] == 4 and entry["model"] == "gemma-3-270m"
     assert entry["hardware_summary"] == "8 cores, 16.0 GiB RAM, NVIDIA L4"
-    assert entry["audit_head"] == {"index": 2, "seq": 200, "head": f"{2:064x}",
+    assert entry["audit_head"] == {"index": 2, "seq": 200, "head": json.loads(lines[1])["head"],
                                    "source": "checkpoint"}
+    # Enrolled without an audit key (an older box): stored, not yet verifiable.
+    assert (entry["audit_status"], entry["audit_key_id"]) == ("unverified", None)
     assert entry["enrolled_at"] <= entry["last_contact"]
 
     cli = run_central_cli("fleet", "--json", data_dir=central.data_dir)
@@ -297,7 +331,95 @@ def test_checkpoints_and_heartbeat_show_in_fleet(central: CentralProcess) -> Non
     assert from_cli == entry
     text = run_central_cli("fleet", data_dir=central.data_dir).stdout
     assert "box-fleet" in text and "v3 applied" in text and "NVIDIA L4" in text
-    assert "index 2, seq 200" in text
+    assert "index 2, seq 200" in text and "checkpoints: unverified" in text
+
+
+def _entry(central: CentralProcess, box_id: str) -> dict[str, Any]:
+    with central.admin_client() as admin:
+        entry: dict[str, Any] = next(b for b in admin.get("/v1/fleet").json()["boxes"]
+                                     if b["box_id"] == box_id)
+    return entry
+
+
+def _forge_head(line: str) -> str:
+    fields = json.loads(line)
+    return line.replace(fields["head"], "0" * len(fields["head"]))
+
+
+def test_forged_checkpoints_are_refused_and_shown_in_fleet(central: CentralProcess) -> None:
+    key = _new_audit_key()
+    box = enroll_box(central, "box-forged", audit_public_key=_b64(key))
+    assert _entry(central, box.box_id)["audit_key_id"] == key.key_id
+    lines = _signed_lines(key, range(1, 6))
+    with box.client() as client:
+        assert _push(client, 1, lines[:2]).status_code == 200
+        assert _entry(central, box.box_id)["audit_status"] == "verified"
+        # The request is the box's, correctly signed; the checkpoint in it is not.
+        forged = _push(client, 2, [lines[2], _forge_head(lines[3])])
+        assert (forged.status_code, _error_code(forged)) == (409, "checkpoint_invalid")
+        assert forged.json()["error"]["message"].startswith(
+            "checkpoint index 4: bad signature"), forged.text
+        entry = _entry(central, box.box_id)
+        assert entry["audit_head"]["index"] == 2  # nothing of the batch was stored
+        assert entry["audit_status"].startswith("invalid: checkpoint index 4: bad signature")
+        text = run_central_cli("fleet", data_dir=central.data_dir).stdout
+        assert "checkpoints: invalid: checkpoint index 4: bad signature" in text
+
+        other = _signed_lines(_new_audit_key(), range(3, 4), prev=line_digest(lines[1].encode()))
+        wrong_key = _push(client, 3, other)
+        assert _error_code(wrong_key) == "checkpoint_invalid"
+        assert f"index 3: signed by key {json.loads(other[0])['key_id']}" in wrong_key.text
+        skipped = _push(client, 4, [lines[3]])
+        assert "index 4: does not follow checkpoint index 2" in skipped.text
+        relinked = _signed_lines(key, range(3, 4), prev="ab" * 32)
+        assert "index 3: does not link to checkpoint index 2" in _push(client, 5, relinked).text
+        # Validly signed, but not what central holds under that index.
+        rewritten = _signed_lines(key, range(2, 3), prev=line_digest(lines[0].encode()))
+        assert "index 2: differs from the checkpoint" in _push(client, 6, rewritten).text
+
+        # The real lines are still taken (the box's own re-send included), but the failure
+        # stays in the fleet view: it needs a person.
+        assert _push(client, 7, lines[1:]).json() == {"acked_seq": 7, "duplicate": False}
+    entry = _entry(central, box.box_id)
+    assert entry["audit_head"]["index"] == 5
+    assert entry["audit_status"].startswith("invalid: checkpoint index 2: differs")
+
+
+def test_an_older_box_registers_its_audit_key_by_heartbeat(central: CentralProcess) -> None:
+    key = _new_audit_key()
+    box = enroll_box(central, "box-older")
+    with box.client() as client:
+        assert _push(client, 1, _signed_lines(key, range(1, 4))).status_code == 200
+        assert _entry(central, box.box_id)["audit_status"] == "unverified"
+        beat = client.post("/v1/heartbeat", json={"audit_public_key": _b64(key)})
+        assert beat.status_code == 200, beat.text
+        entry = _entry(central, box.box_id)  # what came before the key is verified with it
+        assert (entry["audit_status"], entry["audit_key_id"]) == ("verified", key.key_id)
+        assert client.post("/v1/heartbeat", json={"audit_public_key": _b64(key),
+                                                  "policy_version": 2}).status_code == 200
+
+        changed = client.post("/v1/heartbeat", json={
+            "audit_public_key": _b64(_new_audit_key()), "policy_version": 9})
+        assert (changed.status_code, _error_code(changed)) == (409, "audit_key_changed")
+        bad = client.post("/v1/heartbeat", json={"audit_public_key": "AAAA"})
+        assert bad.status_code == 400 and "audit_public_key" in bad.text
+    entry = _entry(central, box.box_id)
+    assert entry["audit_key_id"] == key.key_id  # never replaced
+    assert entry["policy_version"] == 2  # the refused heartbeat applied nothing
+    assert entry["audit_status"].startswith("invalid: the box presented audit key ")
+
+
+def test_checkpoints_received_before_a_key_that_fail_it_are_shown(
+        central: CentralProcess) -> None:
+    box = enroll_box(central, "box-early")
+    with box.client() as client:
+        assert _push(client, 1, _signed_lines(_new_audit_key(), range(1, 3))).status_code == 200
+        registered = client.post("/v1/heartbeat", json={"audit_public_key": _b64(
+            _new_audit_key())})
+        assert registered.status_code == 200  # the key is the box's; its past lines are not
+    status = _entry(central, box.box_id)["audit_status"]
+    assert status.startswith("invalid: checkpoint index 1: signed by key "), status
+    assert "received before the audit key was registered" in status
 
 
 def test_totals_refuse_unknown_group(central: CentralProcess) -> None:

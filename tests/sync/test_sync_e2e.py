@@ -15,8 +15,6 @@ import json
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +27,10 @@ import pytest
 from securesystemslib.signer._crypto_signer import CryptoSigner
 from tuf.api.metadata import Metadata
 
+from appliance.audit.crypto import load_signing_key
+from appliance.datadir import DataDir
 from sync.outbox import last_checkpoint
-from tests.conftest import REPO, ServerProcess, make_data_dir, run_cli
+from tests.conftest import ServerProcess, make_data_dir, run_cli
 from tests.mock_upstream import mock_upstream
 from tests.sync.central_support import (CentralProcess, create_enrollment_token,
                                         publish_policy, write_config)
@@ -82,46 +82,9 @@ WORDS = ["Name three primary colours.", "Count to five in German.",
          "What is the boiling point of water at sea level?"]
 
 
-class FixedPortCentral(CentralProcess):
-    """Central on a port that stays the same across restarts (the box keeps its URL)."""
-
-    def __init__(self, data_dir: Path, config_path: Path, port: int) -> None:
-        super().__init__(data_dir, config_path)
-        self.port = port
-
-    def start(self, timeout: float = 60.0) -> FixedPortCentral:
-        self.lines, self.url = [], ""
-        command = [sys.executable, "-m", "appliance.cli", "central", "serve", "--port",
-                   str(self.port), "--data-dir", str(self.data_dir), "--config",
-                   str(self.config_path)]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, cwd=REPO)
-        found = threading.Event()
-
-        def read() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.lines.append(line.rstrip("\n"))
-                if "central: listening on" in line:
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not found.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop(signal.SIGKILL)
-                raise RuntimeError("central did not start:\n" + self.output)
-        self.url = f"http://127.0.0.1:{self.port}"
-        return self
-
-    @property
-    def repository(self) -> Path:
-        return self.data_dir / "repository"
-
-
 @dataclass
 class Fleet:
-    central: FixedPortCentral
+    central: CentralProcess
     box: ServerProcess
     config_text: str
     token: str
@@ -165,7 +128,8 @@ def upstream() -> Iterator[str]:
 def fleet(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("fleet")
     config = write_config(root / "central", CENTRAL_CONFIG)
-    central = FixedPortCentral(root / "central", config, free_port()).start()
+    # A fixed port: the box keeps the URL it enrolled with across central's restarts.
+    central = CentralProcess(root / "central", config, free_port()).start()
     publish_policy(central.data_dir, "version = 1\ndescription = 'baseline'\n")
     repo_v1 = root / "repo-v1"
     shutil.copytree(central.repository, repo_v1)
@@ -239,12 +203,23 @@ def central_totals(fleet: Fleet) -> Totals:
             for r in body["totals"] if r["box"] == box_id and r["department"] is not None}
 
 
-def central_head(fleet: Fleet) -> dict[str, Any] | None:
+def central_entry(fleet: Fleet) -> dict[str, Any]:
+    """The box's row in central's fleet view."""
     box_id = box_status(fleet)["box_id"]
     with fleet.central.admin_client() as admin:
         boxes = admin.get("/v1/fleet").json()["boxes"]
-    head: dict[str, Any] | None = next(b for b in boxes if b["box_id"] == box_id)["audit_head"]
+    entry: dict[str, Any] = next(b for b in boxes if b["box_id"] == box_id)
+    return entry
+
+
+def central_head(fleet: Fleet) -> dict[str, Any] | None:
+    head: dict[str, Any] | None = central_entry(fleet)["audit_head"]
     return head
+
+
+def audit_key_id(fleet: Fleet) -> str:
+    """The id of the key the box's audit log signs its checkpoints with."""
+    return load_signing_key(DataDir(fleet.box.data_dir), create=False).key_id
 
 
 def synced(fleet: Fleet) -> bool | None:
@@ -255,10 +230,13 @@ def synced(fleet: Fleet) -> bool | None:
     expected = box_totals(fleet)
     if not expected or central_totals(fleet) != expected:
         return None
-    head, mine = central_head(fleet), last_checkpoint(fleet.box.data_dir / "audit")
+    entry, mine = central_entry(fleet), last_checkpoint(fleet.box.data_dir / "audit")
+    head = entry["audit_head"]
     if head is None or mine is None or (head["index"], head["seq"], head["head"]) != (
             mine["index"], mine["seq"], mine["head"]):
         return None
+    # Every checkpoint central holds was verified with the key the box's audit log uses.
+    assert (entry["audit_status"], entry["audit_key_id"]) == ("verified", audit_key_id(fleet))
     return True
 
 
@@ -308,6 +286,13 @@ def test_a_new_policy_reaches_the_box_and_changes_routing(fleet: Fleet) -> None:
                      if b["box_id"] == status["box_id"])
     assert (entry["policy_version"], entry["policy_status"]) == (version, "applied")
     assert entry["model"] == "gemma-3-270m" and entry["hardware"]["profile"]["name"]
+    # The key came with the enrollment (made by `appliance enroll` before the daemon's first
+    # start); the checkpoints the box signed with it since verify at central.
+    assert entry["audit_key_id"] == audit_key_id(fleet)
+    verified = wait_for("central to hold verified checkpoints", lambda: (
+        e := central_entry(fleet))["audit_head"] and e["audit_head"]["source"] == "checkpoint"
+        and e)
+    assert verified["audit_status"] == "verified", verified["audit_status"]
     # The sync routes are for the appliance's own admin keys, not for clients.
     denied = httpx.post(fleet.box.url + "/admin/v1/sync/now",
                         headers={"authorization": f"Bearer {key}"})
