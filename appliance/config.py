@@ -9,7 +9,6 @@ embedded default: with no file at all the appliance runs on the local model, SQL
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,7 +19,7 @@ from appliance.classify.config import ClassifyConfig
 from appliance.limits.config import LimitsPolicyConfig
 from appliance.providers.config import ProviderConfig
 from appliance.policy import PolicyConfig
-from appliance.validation import describe
+from appliance.validation import parse_toml, read_toml
 from sync.config import SyncConfig
 
 DEFAULT_DATA_DIR = Path(".appliance")
@@ -150,36 +149,13 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and key."""
 
 
-def _explain(err: msgspec.ValidationError) -> str:
-    """``server.port: expected `int`, got `str``` rather than msgspec's own sentence."""
-    problem = describe(err)
-    if problem.kind == "unknown":
-        return f"unknown key `{problem.path}`"
-    if problem.kind == "missing" or not problem.path:
-        return problem.text
-    return f"key `{problem.path}`: {problem.text[0].lower()}{problem.text[1:]}"
-
-
 def parse_config(text: str, source: str = "<config>") -> Config:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    try:
-        return msgspec.convert(raw, Config)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_explain(exc)}") from exc
+    return parse_toml(text, Config, source, ConfigError)
 
 
 def load_config(path: Path | None) -> Config:
     """Read and validate ``path``; ``None`` gives the embedded defaults."""
-    if path is None:
-        return Config()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    return parse_config(text, str(path))
+    return Config() if path is None else read_toml(path, Config, ConfigError)
 
 
 def resolve_data_dir(cli_value: Path | None, config: Config) -> Path:

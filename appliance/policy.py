@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Literal
 
 import msgspec
 
-from appliance.validation import describe
+from appliance.validation import parse_toml
 
 Zone = Literal["device", "site", "cloud"]
 Zones = tuple[Zone, ...]
@@ -135,18 +134,12 @@ class PolicyError(Exception):
 
 def parse_policy(text: str | bytes, source: str = "<policy>") -> PolicyConfig:
     """Validate a policy file's TOML. ``PolicyError`` names the field."""
-    try:
-        raw = tomllib.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
-    try:
-        return msgspec.convert(raw, PolicyConfig)
-    except msgspec.ValidationError as exc:
-        problem = describe(exc)
-        if problem.kind == "unknown":
-            raise PolicyError(f"{source}: unknown field `{problem.path}`") from exc
-        where = f"field `{problem.path}`: " if problem.path else ""
-        raise PolicyError(f"{source}: {where}{problem.text}") from exc
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    return parse_toml(text, PolicyConfig, source, PolicyError, noun="field")
 
 
 def load_policy(path: Path) -> PolicyConfig:

@@ -12,11 +12,9 @@ import asyncio
 import contextlib
 import logging
 import math
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -32,37 +30,6 @@ from sync.enrollment import EnrollmentError
 from local_models.errors import ArtifactError
 
 log = logging.getLogger("appliance.server")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, plus the notifications that need to know the socket is bound."""
-
-    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
-        super().__init__(config)
-        self.runtime = runtime
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if not self.started:
-            return
-        for server in self.servers:
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                # Tests and operators read this line to learn the port (``--port 0``).
-                print(f"appliance: listening on http://{host}:{port}", flush=True)
-        systemd.ready("serving")
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        # uvicorn re-raises a captured signal once drained, so the process would die "by
-        # SIGTERM". A drained stop is a clean stop: exit 0 (systemd, make run's Ctrl-C).
-        self._captured_signals.clear()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        systemd.stopping()
-        log.info("shutting down: draining in-flight requests for up to %.0fs",
-                 self.config.timeout_graceful_shutdown or 0)
-        await super().shutdown(sockets)
 
 
 def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
@@ -159,7 +126,7 @@ def serve(config: Config, data_dir: Path) -> int:
         timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_seconds),
         timeout_keep_alive=5, log_level=config.server.log_level,
         http="httptools", loop="uvloop")  # C parser and loop: ~30% less CPU per request
-    server = _Server(uv_config, runtime)
+    server = systemd.ServiceServer(uv_config, "appliance")
     server.run()
     # uvicorn sets should_exit on SIGTERM/SIGINT; a failed start leaves started False.
     return 0 if server.started else 1

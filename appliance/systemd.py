@@ -17,8 +17,12 @@ import asyncio
 import logging
 import os
 import socket
+from types import FrameType
 
-__all__ = ["notify", "ready", "status", "stopping", "watchdog_interval", "watchdog_loop"]
+import uvicorn
+
+__all__ = ["ServiceServer", "notify", "ready", "status", "stopping", "watchdog_interval",
+           "watchdog_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +118,34 @@ async def watchdog_loop(interval: float) -> None:
     while True:
         notify("WATCHDOG=1")
         await asyncio.sleep(interval)
+
+
+class ServiceServer(uvicorn.Server):
+    """uvicorn's server as a systemd service: says ``<name>: listening on URL`` once the
+    socket is bound (tests and operators learn the port of ``--port 0`` from it), READY=1
+    then, STOPPING=1 when a drain begins, and exit status 0 after a drained SIGTERM (uvicorn
+    would re-raise the signal, so the process would die "by SIGTERM")."""
+
+    def __init__(self, config: uvicorn.Config, name: str) -> None:
+        super().__init__(config)
+        self.name = name
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started:
+            return
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                print(f"{self.name}: listening on http://{host}:{port}", flush=True)
+        ready("serving")
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()  # a drained stop is a clean stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        stopping()
+        log.info("shutting down: draining in-flight requests for up to %.0fs",
+                 self.config.timeout_graceful_shutdown or 0)
+        await super().shutdown(sockets)

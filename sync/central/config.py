@@ -8,13 +8,12 @@ state (``policy publish``, ``keys rotate``), so both sign with the same expiry s
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 
-from appliance.validation import describe
+from appliance.validation import parse_toml, read_toml
 
 DEFAULT_DATA_DIR = Path(".central")
 
@@ -89,35 +88,14 @@ class CentralConfigError(Exception):
     """The configuration cannot be used; the message names the file and key."""
 
 
-def _explain(err: msgspec.ValidationError) -> str:
-    problem = describe(err)
-    if problem.kind == "unknown":
-        return f"unknown key `{problem.path}`"
-    if problem.kind == "missing" or not problem.path:
-        return problem.text
-    return f"key `{problem.path}`: {problem.text[0].lower()}{problem.text[1:]}"
-
-
 def parse_config(text: str, source: str = "<config>") -> CentralConfig:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CentralConfigError(f"{source}: not valid TOML: {exc}") from exc
-    try:
-        return msgspec.convert(raw, CentralConfig)
-    except msgspec.ValidationError as exc:
-        raise CentralConfigError(f"{source}: {_explain(exc)}") from exc
+    return parse_toml(text, CentralConfig, source, CentralConfigError)
 
 
 def load_config(path: Path | None) -> CentralConfig:
     """Read and validate ``path``; ``None`` gives the defaults."""
-    if path is None:
-        return CentralConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CentralConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    return parse_config(text, str(path))
+    return CentralConfig() if path is None else read_toml(path, CentralConfig,
+                                                          CentralConfigError)
 
 
 def resolve_data_dir(cli_value: Path | None, config: CentralConfig) -> Path:

@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import logging
 import math
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -92,28 +90,6 @@ async def _refresh_loop(central: Central, every: float) -> None:
             log.info("re-signed TUF metadata before expiry: %s", ", ".join(resigned))
 
 
-class _Server(uvicorn.Server):
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if not self.started:
-            return
-        for server in self.servers:
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                # Tests and operators read this line to learn the port (``--port 0``).
-                print(f"central: listening on http://{host}:{port}", flush=True)
-        systemd.ready("serving")
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        # A drained stop is a clean stop: exit 0 rather than re-raising SIGTERM.
-        self._captured_signals.clear()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        systemd.stopping()
-        await super().shutdown(sockets)
-
-
 def _lifespan(central: Central):  # type: ignore[no-untyped-def]
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -159,7 +135,7 @@ def serve(config: CentralConfig, data_dir: Path) -> int:
         access_log=False, log_config=None, server_header=False, proxy_headers=False,
         timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_seconds),
         timeout_keep_alive=5, log_level=config.server.log_level)
-    server = _Server(uv_config)
+    server = systemd.ServiceServer(uv_config, "central")
     server.run()
     central.close()  # the lifespan closed it already unless the start failed
     return 0 if server.started else 1
