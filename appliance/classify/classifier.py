@@ -58,18 +58,28 @@ class ConversationClassification:
         return max(self.sensitivity, Sensitivity.parse(declared))
 
 
+#: The result for a text with no finding (immutable, so one object serves every call).
+_NOTHING = Classification(Sensitivity.PUBLIC, ())
+
+
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
     """Sorted by position; a finding inside the span of a stronger one is dropped, so that
-    the digits of an SSN found both by layout and after "SSN:" are reported once."""
-    ordered = sorted(findings, key=lambda f: (f.start, -f.end, -f.level(), -f.confidence))
+    the digits of an SSN found both by layout and after "SSN:" are reported once. (Each
+    level is looked up once: a long text has dozens of findings, each compared to four.)"""
+    listed = list(findings)
+    ordered = sorted((f.start, -f.end, -f.level(), -f.confidence, i)
+                     for i, f in enumerate(listed))  # the index keeps equal keys in order
     kept: list[Finding] = []
-    for finding in ordered:
-        if kept and finding.end <= kept[-1].end and finding.level() <= kept[-1].level():
+    spans: list[tuple[int, int, int]] = []  # (start, end, level) of each kept finding
+    for start, negative_end, negative_level, _, index in ordered:
+        end, level = -negative_end, -negative_level
+        if spans and end <= spans[-1][1] and level <= spans[-1][2]:
             continue
-        if any(k.start <= finding.start and finding.end <= k.end
-               and finding.level() <= k.level() for k in kept[-4:]):
+        if any(k_start <= start and end <= k_end and level <= k_level
+               for k_start, k_end, k_level in spans[-4:]):
             continue
-        kept.append(finding)
+        kept.append(listed[index])
+        spans.append((start, end, level))
     return kept
 
 
@@ -107,6 +117,8 @@ class Classifier:
 
     def classify(self, text: str) -> Classification:
         scan, findings = self._scan(text)
+        if not findings:
+            return _NOTHING  # most texts: no level to weigh
         health = bool(findings) and has_health_context(scan)
         return Classification(self._level(findings, health), tuple(findings))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from appliance.classify.detectors.base import Gate, Scan
+from appliance.classify.detectors.base import Gate, Scan, match_at
 from appliance.classify.findings import Finding, FindingType
 
 _US_SUFFIXES = (
@@ -62,12 +62,24 @@ class AddressDetector:
             Gate(digit=True, words=self.triggers, layouts=("0 A", "0  ")),
             Gate(digit=True, layouts=("A 00000", "  00000")),  # US ZIP: "IL 62704"
             # German street: suffix, space, house number
-            Gate(digit=True, layouts=(" 0",), lowered=_DE_NEEDLES, pattern=self._de_anchor),
+            Gate(digit=True, layouts=(" 0",), lowered=_DE_NEEDLES, check=self._has_de_anchor),
         )
         self._de_street = re.compile(
             r"(?<![\w-])[A-ZÄÖÜ][\wäöüß.-]{0,40}?" + _DE_SUFFIXES
             + r"[ \t]+\d{1,4}(?:[ \t]?[a-zA-Z](?!\w)|[/-]\d{1,4})?"
             r"(?:(?:,[ \t]*|[ \t]*\n[ \t]*)(?P<plz>\d{5})(?=[ \t]+[A-ZÄÖÜ]))?")
+
+    def _de_anchors(self, scan: Scan) -> list[int]:
+        """The starts of ``_DE_ANCHOR``'s matches in the lowered text (a suffix, then a house
+        number), tried only where a suffix occurs (the needles' positions are cached in the
+        scan, so the gate and ``find`` share them)."""
+        lowered = scan.lowered
+        starts = sorted({at for needle in _DE_NEEDLES if needle in lowered
+                         for at in scan.positions(needle)})
+        return [m.start() for m in match_at(self._de_anchor, lowered, starts)] if starts else []
+
+    def _has_de_anchor(self, scan: Scan) -> bool:
+        return bool(self._de_anchors(scan))
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         if not scan.has_digit:
@@ -87,7 +99,7 @@ class AddressDetector:
             if "," in before or "\n" in before or text[max(0, start - 4):start] in (
                     "APO ", "FPO ", "DPO "):
                 yield Finding(FindingType.ZIP_CODE, match.start("zip"), match.end("zip"), 0.85)
-        anchors = [m.start() for m in self._de_anchor.finditer(scan.lowered)]
+        anchors = self._de_anchors(scan)
         de_windows = [(max(0, a - 45), a + 40) for a in anchors]
         for match in (m for s, e in de_windows for m in self._de_street.finditer(text, s, e)):
             if match.group("suffix").lower() == "ring" and not match.group("plz"):

@@ -7,14 +7,19 @@ prepares the text once with the cheapest tools CPython has: one Latin-1 encoding
 context cues ask about) and the layout shape that gates test (see ``gates.py``). Each detector
 declares ``Gate``s, necessary conditions for any finding, and is run only when one holds; it
 then runs its regular expressions only where its trigger words, needles or anchor characters
-occur, in windows around them where it can. Every pattern starts with a literal or a
-character class so that ``re`` can skip to candidate positions in C.
+occur, in windows around them where it can. ``re`` skips in C only to a pattern's first
+literal or character class; a pattern that begins with a lookbehind or an alternation of
+groups is tried at every position, so such patterns are tried only where they can begin
+(``match_at``, ``match_in_windows``), and patterns made of a few characters (card numbers,
+IBANs, VINs, IP and MAC addresses) are searched only in long enough runs of them
+(``Scan.runs``). Both give exactly what ``finditer`` gives; ``test_positioned.py`` checks the
+lists of starts against the patterns and the runs against whole-text scans.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +40,20 @@ _SHAPE_BYTES = bytes(48 if 48 <= b <= 57 else 65 if 65 <= b <= 90
                      else 97 if 97 <= b <= 122 or (b >= 0xC0 and b not in (0xD7, 0xF7))
                      else 32 if b in (9, 32) else b
                      for b in range(256))
+_RUN_TABLES: dict[str, bytes] = {}
+#: Texts shorter than this are searched whole rather than in runs (see ``Scan.runs``).
+_SHORT_TEXT = 256
+
+
+def run_table(characters: str) -> bytes:
+    """Latin-1 byte -> ``1`` if in ``characters`` else ``0``, for ``bytes.translate``."""
+    table = _RUN_TABLES.get(characters)
+    if table is None:
+        members = set(characters.encode("latin-1"))
+        table = _RUN_TABLES[characters] = bytes(49 if b in members else 48 for b in range(256))
+    return table
+
+
 #: A decimal digit outside ASCII ("٣", "３"): ``\d`` in the detectors' patterns matches it,
 #: the Latin-1 shapes cannot show it, so such a text is not gated.
 _NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f](?<=\d)")
@@ -76,8 +95,8 @@ class Scan:
     """One text, prepared once for all gates and detectors (a plain class: a frozen
     dataclass's ``__init__`` alone would cost a tenth of the time budget of a short prompt)."""
 
-    __slots__ = ("_lowered", "_positions", "gated", "has_digit", "raw", "shape", "text",
-                 "words")
+    __slots__ = ("_lowered", "_marks", "_positions", "gated", "has_digit", "raw", "shape",
+                 "text", "words")
 
     def __init__(self, text: str, raw: bytes, words: frozenset[str], gated: bool) -> None:
         self.text = text
@@ -95,6 +114,8 @@ class Scan:
         self._lowered: str | None = None
         #: Where each trigger word or needle occurs in ``lowered`` (filled on first use).
         self._positions: dict[str, list[int]] = {}
+        #: ``marks`` by character set (filled on first use).
+        self._marks: dict[str, bytes] = {}
 
     @classmethod
     def of(cls, text: str, vocabulary: Vocabulary) -> Scan:
@@ -160,6 +181,39 @@ class Scan:
                 merged.append((start, end))
         return merged
 
+    def marks(self, characters: str) -> bytes:
+        """One byte per character: ``1`` where it is one of ``characters`` (Latin-1), else
+        ``0`` (made once per set; the gates make their own, uncached, which on a short text
+        costs less than the cache)."""
+        marks = self._marks.get(characters)
+        if marks is None:
+            marks = self._marks[characters] = self.raw.translate(run_table(characters))
+        return marks
+
+    def runs(self, characters: str, length: int, reach: int = 0) -> list[tuple[int, int]]:
+        """Merged ``(start, end)`` windows over every maximal run of at least ``length``
+        characters from ``characters``, each reaching ``reach`` characters past the run (for
+        a lookahead, or a tail of other characters): a pattern whose matches lie in such runs
+        is searched only there, which on prose skips almost everything. The whole text when
+        the scan is not ``gated`` (non-ASCII digits, which ``\\d`` matches, are not marked),
+        and when it is short: then finding the runs costs more than ``re`` saves."""
+        if not self.gated or len(self.text) < _SHORT_TEXT:
+            return [(0, len(self.text))]
+        marks, ones = self.marks(characters), b"1" * length
+        size = len(marks)
+        windows: list[tuple[int, int]] = []
+        at = marks.find(ones)
+        while at >= 0:
+            end = marks.find(b"0", at + length)
+            if end < 0:
+                end = size
+            if windows and at <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], min(size, end + reach))
+            else:
+                windows.append((at, min(size, end + reach)))
+            at = marks.find(ones, end)
+        return windows
+
     def before(self, start: int, width: int) -> str:
         """The lowered text just before ``start``: where labels such as "MRN:" stand."""
         return self.lowered[max(0, start - width):start]
@@ -183,8 +237,9 @@ class Gate:
     layouts: tuple[str, ...] = ()
     #: ``(characters, n)``: a run of at least ``n`` characters, all from ``characters``.
     run: tuple[str, int] | None = None
-    #: Matches somewhere in the lower-cased text (the costliest test, made last).
-    pattern: re.Pattern[str] | None = None
+    #: Holds for the scan (the costliest test, made last): e.g. the detector's own first step,
+    #: whose result it finds again in the ``Scan``'s caches when it runs.
+    check: Callable[[Scan], bool] | None = None
     #: The field whose items are tested for all gates at once to pick the candidates (see
     #: ``Gates``): by default the first of ``needles``, ``lowered``, ``words``, ``layouts``
     #: that is set.
@@ -204,6 +259,65 @@ class Detector(Protocol):
     def gates(self) -> tuple[Gate, ...]: ...
 
     def find(self, scan: Scan) -> Iterable[Finding]: ...
+
+
+def occurrences(haystack: str, needles: Iterable[str]) -> list[int]:
+    """Every start of any of ``needles`` in ``haystack``, sorted and without repeats: the only
+    places where a pattern that begins with one of them can match, so that it is tried there
+    (``match_at``) instead of at every position, as ``finditer`` does for a pattern without a
+    first literal or character class."""
+    found: set[int] = set()
+    for needle in needles:
+        at = haystack.find(needle)
+        while at >= 0:
+            found.add(at)
+            at = haystack.find(needle, at + 1)
+    return sorted(found)
+
+
+def match_at(pattern: re.Pattern[str], text: str, starts: Iterable[int], end: int | None = None
+             ) -> Iterator[re.Match[str]]:
+    """The matches ``pattern.finditer(text, ..., end)`` would give, when every match must
+    start at one of ``starts`` (sorted): each start is tried in turn, skipping those inside
+    the previous match, as ``finditer`` does. The pattern must not match the empty string."""
+    last_end = 0
+    stop = len(text) if end is None else end
+    for start in starts:
+        if start < last_end:
+            continue
+        match = pattern.match(text, start, stop)
+        if match is not None:
+            last_end = match.end()
+            yield match
+
+
+#: Below this many characters a window is searched with ``finditer``: a dozen ``str.find``
+#: calls and a ``match`` per start cost more than ``re`` trying each position of it.
+_SHORT_WINDOW = 300
+
+
+def match_in_windows(pattern: re.Pattern[str], text: str, windows: Iterable[tuple[int, int]],
+                     needles: Iterable[str], lowered: str | None = None
+                     ) -> Iterator[re.Match[str]]:
+    """The matches ``pattern.finditer(text, start, end)`` gives for each window, when every
+    match must begin with one of ``needles``: a pattern that begins with a lookbehind gives
+    ``re`` no character to skip to, and would be tried at each position of each window. (The
+    needles are looked for in the windows only: short ones such as "ss" abound elsewhere; in
+    ``lowered``, when given, a lower-cased ``text``.) Short windows are searched whole."""
+    needles = tuple(needles)
+    within = text if lowered is None else lowered
+    for start, end in windows:
+        if end - start < _SHORT_WINDOW:
+            yield from pattern.finditer(text, start, end)
+            continue
+        found: set[int] = set()
+        for needle in needles:
+            at = within.find(needle, start, end)
+            while at >= 0:
+                found.add(at)
+                at = within.find(needle, at + 1, end)
+        if found:
+            yield from match_at(pattern, text, sorted(found), end)
 
 
 def words(*items: str) -> frozenset[str]:

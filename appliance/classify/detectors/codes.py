@@ -19,6 +19,13 @@ _A = "AC-HJKMNP-RT-Y"  # MBI letters
 _MBI = (rf"[1-9][{_A}][{_A}0-9]\d(?P<d1>-?)[{_A}][{_A}0-9]\d(?P=d1)[{_A}][{_A}]\d\d")
 
 
+#: The characters each pattern is made of: every match lies in a run of them at least as long
+#: as the shortest value that can be reported, so only such runs are searched.
+_IBAN_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+_MBI_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+_VIN_CHARACTERS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+
+
 def _isolated(text: str, start: int, end: int) -> bool:
     return ((start == 0 or not text[start - 1].isalnum())
             and (end == len(text) or not text[end].isalnum()))
@@ -29,7 +36,7 @@ class IbanDetector:
     triggers: frozenset[str] = frozenset()
     #: country code and check digits; 15+ characters in all
     gates = (Gate(digit=True, layouts=("AA00",),
-                  run=("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ", 15)),)
+                  run=(_IBAN_CHARACTERS, 15)),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(r"[A-Z][A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?")
@@ -38,7 +45,8 @@ class IbanDetector:
         if not scan.has_digit:
             return
         text = scan.text
-        for match in self._pattern.finditer(text):
+        for match in (m for s, e in scan.runs(_IBAN_CHARACTERS, 15)
+                      for m in self._pattern.finditer(text, s, e)):
             value = match.group()
             end = match.end()
             # the greedy tail may have eaten the next word's start; shrink until valid
@@ -56,7 +64,7 @@ class MbiDetector:
     triggers: frozenset[str] = frozenset()
     #: its last four characters; 11 characters and dashes in all
     gates = (Gate(digit=True, layouts=("AA00",),
-                  run=("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", 11)),)
+                  run=(_MBI_CHARACTERS, 11)),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(_MBI)
@@ -65,7 +73,8 @@ class MbiDetector:
         if not scan.has_digit:
             return
         text = scan.text
-        for match in self._pattern.finditer(text):
+        for match in (m for s, e in scan.runs(_MBI_CHARACTERS, 11)
+                      for m in self._pattern.finditer(text, s, e)):
             if _isolated(text, match.start(), match.end()):
                 yield Finding(FindingType.MEDICARE_MBI, match.start(), match.end(), 0.9)
 
@@ -75,7 +84,7 @@ class VinDetector:
     triggers: frozenset[str] = frozenset()
     #: 17 characters, a letter next to a digit somewhere
     gates = (Gate(digit=True, layouts=("A0", "0A"),
-                  run=("0123456789ABCDEFGHJKLMNPRSTUVWXYZ", 17)),)
+                  run=(_VIN_CHARACTERS, 17)),)
 
     def __init__(self) -> None:
         self._pattern = re.compile(r"[A-HJ-NPR-Z0-9][A-HJ-NPR-Z0-9]{16}")
@@ -84,7 +93,8 @@ class VinDetector:
         if not scan.has_digit:
             return
         text = scan.text
-        for match in self._pattern.finditer(text):
+        for match in (m for s, e in scan.runs(_VIN_CHARACTERS, 17)
+                      for m in self._pattern.finditer(text, s, e)):
             value = match.group()
             if (_isolated(text, match.start(), match.end()) and not value.isdigit()
                     and not value.isalpha() and vin_valid(value)):

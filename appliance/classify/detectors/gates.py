@@ -19,17 +19,10 @@ consecutive characters from one set (a card number is 12+ of ``[0-9 -]`` in a ro
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import compress
 
-from appliance.classify.detectors.base import Detector, Scan
-
-
-def _run_table(characters: str) -> bytes:
-    """Latin-1 byte -> ``1`` if in ``characters`` else ``0``, for ``bytes.translate``."""
-    members = set(characters.encode("latin-1"))
-    return bytes(49 if b in members else 48 for b in range(256))
+from appliance.classify.detectors.base import Detector, Scan, run_table
 
 
 class Gates:
@@ -47,11 +40,11 @@ class Gates:
         gates = [(index, gate) for index, detector in enumerate(self._detectors)
                  for gate in detector.gates]
         #: per gate, in order: (detector index, digit, words, layouts, needles, lowered,
-        #: run table, run of ones, pattern); empty fields are None, and so is the key field
+        #: run table, run of ones, check); empty fields are None, and so is the key field
         #: (it held, or the gate would not be a candidate)
         self._plan: list[tuple[int, bool, frozenset[str] | None, tuple[str, ...] | None,
                                tuple[str, ...] | None, tuple[str, ...] | None, bytes | None,
-                               bytes, re.Pattern[str] | None]] = []
+                               bytes, Callable[[Scan], bool] | None]] = []
         #: key -> the gates filed under it; gates without a key field are always candidates
         self._needles: dict[str, list[int]] = {}
         self._lowered: dict[str, list[int]] = {}
@@ -77,8 +70,8 @@ class Gates:
                 table.setdefault(item, []).append(number)
             self._plan.append(
                 (index, gate.digit, words or None, layouts or None, needles or None,
-                 lowered or None, _run_table(gate.run[0]) if gate.run else None,
-                 b"1" * gate.run[1] if gate.run else b"", gate.pattern))
+                 lowered or None, run_table(gate.run[0]) if gate.run else None,
+                 b"1" * gate.run[1] if gate.run else b"", gate.check))
         self._needle_keys = tuple(self._needles)
         self._lowered_keys = tuple(self._lowered)
         self._layout_keys = tuple(self._layouts)
@@ -109,7 +102,7 @@ class Gates:
         last = -1
         for number in sorted(set(candidates)):
             (index, digit, gate_words, layouts, needles, lowered, table, ones,
-             pattern) = plan[number]
+             check) = plan[number]
             if (index == last or (digit and not has_digit)
                     or (gate_words is not None and words.isdisjoint(gate_words))
                     or (layouts is not None and not any(map(shape.__contains__, layouts)))
@@ -117,7 +110,7 @@ class Gates:
                     or (table is not None and ones not in scan.raw.translate(table))
                     or (lowered is not None
                         and not any(map(scan.lowered.__contains__, lowered)))
-                    or (pattern is not None and pattern.search(scan.lowered) is None)):
+                    or (check is not None and not check(scan))):
                 continue  # a test failed, or another gate of this detector holds
             last = index
             picked.append(detectors[index])

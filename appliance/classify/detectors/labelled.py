@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from appliance.classify.checksums import dea_valid, kvnr_valid, npi_valid, ssn_valid
-from appliance.classify.detectors.base import Gate, Scan
+from appliance.classify.detectors.base import Gate, Scan, match_in_windows
 from appliance.classify.findings import Finding, FindingType
 
 _NUMBER = r"(?:[ \t]*(?:number|numbers|no\.?|nr\.?|num\.?|#|id|code))?"
@@ -34,6 +34,9 @@ class _Kind:
     fallback: FindingType | None = None
     #: Substrings that also trigger the kind (labels that are not words, such as "S/N").
     needles: tuple[str, ...] = ()
+    #: How every label begins (its first characters): the pattern is tried only there
+    #: (``tests/.../test_positioned.py`` derives them from ``labels`` to check).
+    starts: tuple[str, ...] = ()
 
 
 _KINDS = (
@@ -43,35 +46,43 @@ _KINDS = (
           r"mrn|medical[ \t]+record(?:s)?" + _NUMBER + r"|med\.?[ \t]*rec\.?" + _NUMBER
           + r"|chart" + _NUMBER + r"|patient(?:en)?[ \t-]*(?:id|nummer|nr\.?|identifier)"
           + r"|patient[ \t]+record" + _NUMBER + r"|fallnummer|fall-?nr\.?|aktenzeichen|pid"
-          + r"|krankenblattnummer"),
+          + r"|krankenblattnummer",
+          starts=("mrn", "med", "char", "pati", "fall", "akte", "pid", "kran")),
     _Kind(FindingType.DE_KVNR, frozenset({"versichertennummer", "krankenversichertennummer",
                                           "kvnr", "kv", "versicherten"}),
           r"(?:kranken)?versichertennummer|kvnr|kv-nr\.?|versicherten-?nr\.?",
-          value=r"[a-z]\d{9}", check=kvnr_valid, fallback=FindingType.HEALTH_PLAN_ID),
+          value=r"[a-z]\d{9}", check=kvnr_valid, fallback=FindingType.HEALTH_PLAN_ID,
+          starts=("kran", "vers", "kv")),
     _Kind(FindingType.MEDICARE_MBI, frozenset({"mbi", "medicare"}),
           r"mbi|medicare(?:[ \t]+beneficiary)?(?:[ \t]+identifier)?" + _NUMBER,
-          check=lambda v: len(v.replace("-", "")) == 11, fallback=FindingType.HEALTH_PLAN_ID),
+          check=lambda v: len(v.replace("-", "")) == 11, fallback=FindingType.HEALTH_PLAN_ID,
+          starts=("mbi", "medi")),
     _Kind(FindingType.HEALTH_PLAN_ID, frozenset({"member", "membership", "subscriber",
                                                  "policy", "group", "insurance", "beneficiary",
                                                  "plan", "medicaid", "versicherungsnummer",
                                                  "mitgliedsnummer", "insured", "coverage"}),
           r"(?:member(?:ship)?|subscriber|policy|group|insurance|insured|beneficiary|"
           r"health[ \t]+plan|plan|medicaid|coverage)[ \t]*(?:id|number|no\.?|nr\.?|#)"
-          r"|versicherungsnummer|mitgliedsnummer|versicherungs-?nr\.?"),
+          r"|versicherungsnummer|mitgliedsnummer|versicherungs-?nr\.?",
+          starts=("memb", "subs", "poli", "grou", "insu", "bene", "heal", "plan", "medi", "cove", "vers", "mitg")),
     _Kind(FindingType.SSN, frozenset({"ssn", "social", "ss"}),
           r"ssn|social[ \t]+security" + _NUMBER + r"|ss#",
-          value=r"\d{3}[ -]?\d{2}[ -]?\d{4}", check=ssn_valid),
+          value=r"\d{3}[ -]?\d{2}[ -]?\d{4}", check=ssn_valid,
+          starts=("ss", "soci")),
     _Kind(FindingType.NPI, frozenset({"npi"}), r"npi" + _NUMBER, value=r"\d{10}",
-          check=npi_valid),
+          check=npi_valid,
+          starts=("npi",)),
     _Kind(FindingType.DEA_NUMBER, frozenset({"dea"}), r"dea" + _NUMBER
-          + r"|dea[ \t]+registration" + _NUMBER, value=r"[a-z][a-z9]\d{7}", check=dea_valid),
+          + r"|dea[ \t]+registration" + _NUMBER, value=r"[a-z][a-z9]\d{7}", check=dea_valid,
+          starts=("dea",)),
     _Kind(FindingType.ACCOUNT_NUMBER, frozenset({"account", "acct", "kontonummer", "konto",
                                                  "kundennummer", "customer", "routing", "aba",
                                                  "billing", "guarantor"}),
           r"account" + _NUMBER + r"|acct\.?" + _NUMBER + r"|a/c|kontonummer|konto-?nr\.?"
           + r"|kundennummer|kunden-?nr\.?|customer[ \t]*(?:id|number|no\.?|#)"
           + r"|routing" + _NUMBER + r"|aba" + _NUMBER + r"|billing[ \t]+(?:id|account)"
-          + r"|guarantor[ \t]+(?:id|number)"),
+          + r"|guarantor[ \t]+(?:id|number)",
+          starts=("acc", "a/c", "kont", "kund", "cust", "rout", "aba", "bill", "guar")),
     _Kind(FindingType.LICENSE_NUMBER, frozenset({"license", "licence", "lic", "certificate",
                                                  "cert", "führerschein", "lanr", "permit",
                                                  "passport", "reisepass", "personalausweis",
@@ -83,9 +94,11 @@ _KINDS = (
           + r"|lanr|permit" + _NUMBER + r"|passport" + _NUMBER + r"|reisepass(?:nummer)?"
           + r"|personalausweis(?:nummer)?|ausweisnummer|approbationsnummer"
           + r"|steuer-?id|steuernummer|steuerliche[ \t]+identifikationsnummer"
-          + r"|licen[cs]e[ \t]+plate|kennzeichen|registration" + _NUMBER),
+          + r"|licen[cs]e[ \t]+plate|kennzeichen|registration" + _NUMBER,
+          starts=("driv", "lic", "cert", "führ", "lanr", "perm", "pass", "reis", "pers", "ausw", "appr", "steu", "kenn", "regi")),
     _Kind(FindingType.VIN, frozenset({"vin", "fahrgestellnummer", "fin"}),
-          r"vin|fahrgestellnummer|fin", value=r"[a-hj-npr-z0-9]{17}"),
+          r"vin|fahrgestellnummer|fin", value=r"[a-hj-npr-z0-9]{17}",
+          starts=("vin", "fahr", "fin")),
     _Kind(FindingType.DEVICE_ID, frozenset({"serial", "sn", "seriennummer", "serien",
                                             "device", "imei", "udi", "asset", "inventarnummer",
                                             "geräte", "gerätenummer", "geräteid", "hostname",
@@ -93,9 +106,12 @@ _KINDS = (
           r"serial" + _NUMBER + r"|s/n|sn|seriennummer|serien-?nr\.?|device[ \t]*(?:id|serial)"
           + r"|imei|udi|asset[ \t]*(?:tag|id|number|no\.?)|inventarnummer|inventar-?nr\.?"
           + r"|geräte-?(?:id|nummer|nr\.?)|machine[ \t]+id|maschinen-?(?:id|nummer|nr\.?)",
-          needles=("s/n",)),
+          needles=("s/n",),
+          starts=("seri", "s/n", "sn", "devi", "imei", "udi", "asse", "inve", "gerä", "mach",
+                  "masc")),
     _Kind(FindingType.ZIP_CODE, frozenset({"zip", "plz", "postleitzahl", "postal"}),
-          r"zip(?:[ \t]*code)?|postleitzahl|plz|postal[ \t]+code", value=r"\d{5}(?:-\d{4})?"),
+          r"zip(?:[ \t]*code)?|postleitzahl|plz|postal[ \t]+code", value=r"\d{5}(?:-\d{4})?",
+          starts=("zip", "post", "plz")),
 )
 
 
@@ -110,6 +126,11 @@ class LabelledDetector:
         ]
         self.triggers: frozenset[str] = frozenset[str]().union(*(kind.triggers for kind, _ in self._kinds))
         self._needles = tuple(n for kind, _ in self._kinds for n in kind.needles)
+        #: trigger word -> the kinds (indices into ``_kinds``) it triggers
+        self._kinds_of: dict[str, list[int]] = {}
+        for index, (kind, _) in enumerate(self._kinds):
+            for word in kind.triggers:
+                self._kinds_of.setdefault(word, []).append(index)
         self._site_mrn = [re.compile(p) for p in site_mrn_patterns] \
             if FindingType.MRN.value in enabled else []
         self.gates = (Gate(digit=True, words=self.triggers),
@@ -119,14 +140,16 @@ class LabelledDetector:
     def find(self, scan: Scan) -> Iterator[Finding]:
         if not scan.has_digit:
             return
-        if scan.words.isdisjoint(self.triggers) and not any(
-                needle in scan.lowered for needle in self._needles):
-            kinds = []
-        else:
-            kinds = self._kinds
-        for kind, pattern in kinds:
+        # only the kinds whose trigger words or needles occur (in their order)
+        active = {index for word in scan.words & self.triggers
+                  for index in self._kinds_of[word]}
+        if self._needles and any(needle in scan.lowered for needle in self._needles):
+            active.update(index for index, (kind, _) in enumerate(self._kinds) if kind.needles)
+        for kind, pattern in (self._kinds[index] for index in sorted(active)):
             windows = scan.windows(kind.triggers, 40, 80, kind.needles)
-            for match in (m for s, e in windows for m in pattern.finditer(scan.lowered, s, e)):
+            if not windows:
+                continue
+            for match in match_in_windows(pattern, scan.lowered, windows, kind.starts):
                 start, end = match.span("v")
                 value = scan.text[start:end]
                 if not any(c.isdigit() for c in value):

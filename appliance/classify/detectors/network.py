@@ -12,12 +12,18 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
-from appliance.classify.detectors.base import Gate, Scan
+from appliance.classify.detectors.base import Gate, Scan, match_at, occurrences
 from appliance.classify.findings import Finding, FindingType
 
 _INTERNAL_SUFFIXES = (".local", ".internal", ".lan", ".corp", ".intranet", ".intra", ".home",
                       ".localdomain", ".private", ".test", ".example", ".invalid")
 _EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+
+
+#: A dotted quad is 7+ digits and dots in a row; a "/24" and the lookarounds after it reach
+#: 4 characters past them. A MAC address is 17 hex digits and separators, then a lookahead.
+_IPV4_CHARACTERS = "0123456789."
+_MAC_CHARACTERS = "0123456789abcdefABCDEF:-"
 
 
 def _is_internal_host(host: str) -> bool:
@@ -64,7 +70,12 @@ class UrlDetector:
     def find(self, scan: Scan) -> Iterator[Finding]:
         if "://" not in scan.text and "www." not in scan.lowered:
             return
-        for match in self._pattern.finditer(scan.text):
+        # a match begins with "www." or with a scheme of 2-16 characters before a "://"
+        text = scan.text
+        starts = {start for at in occurrences(text, ("://",))
+                  for start in range(max(0, at - 16), at - 1)}
+        starts.update(occurrences(text, ("www.",)))
+        for match in match_at(self._pattern, text, sorted(starts)):
             end = match.end()
             while end > match.start() and scan.text[end - 1] in ".,;:)!?":
                 end -= 1
@@ -81,9 +92,9 @@ class IpAddressDetector:
     triggers: frozenset[str] = frozenset()
     #: IPv4 has a digit, a dot and a digit; IPv6 a "::" or eight groups (15+ characters of
     #: hex digits and colons); a MAC address 17 characters of hex digits and ":" or "-".
-    gates = (Gate(digit=True, layouts=("0.0",), run=("0123456789.", 7)),
+    gates = (Gate(digit=True, layouts=("0.0",), run=(_IPV4_CHARACTERS, 7)),
              Gate(digit=True, needles=("::",)),
-             Gate(digit=True, needles=(":", "-"), run=("0123456789abcdefABCDEF:-", 15)))
+             Gate(digit=True, needles=(":", "-"), run=(_MAC_CHARACTERS, 15)))
 
     def __init__(self) -> None:
         self._ipv4 = re.compile(r"[0-9]\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w-]|\.\d)"
@@ -113,7 +124,8 @@ class IpAddressDetector:
         if not scan.has_digit:
             return
         if text.count(".") >= 3:
-            for match in self._ipv4.finditer(text):
+            for match in (m for s, e in scan.runs(_IPV4_CHARACTERS, 7, 4)
+                          for m in self._ipv4.finditer(text, s, e)):
                 start = match.start()
                 if start and (text[start - 1].isalnum() or text[start - 1] in ".-"):
                     continue
@@ -140,7 +152,8 @@ class IpAddressDetector:
                     continue
                 yield Finding(FindingType.IP_ADDRESS, match.start(), match.end(), 0.85)
         if colons >= 5 or text.count("-") >= 5:
-            for match in self._mac.finditer(text):
+            for match in (m for s, e in scan.runs(_MAC_CHARACTERS, 17, 1)
+                          for m in self._mac.finditer(text, s, e)):
                 if match.start() and text[match.start() - 1].isalnum():
                     continue
                 yield Finding(FindingType.DEVICE_ID, match.start(), match.end(), 0.9)

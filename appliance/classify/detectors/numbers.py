@@ -11,11 +11,16 @@ import re
 from collections.abc import Iterator
 
 from appliance.classify.checksums import payment_card_valid, ssn_valid
-from appliance.classify.detectors.base import Gate, Scan, words
+from appliance.classify.detectors.base import Gate, Scan, match_at, occurrences, words
 from appliance.classify.findings import Finding, FindingType
 
 _PHONE_CUES = ("tel", "phone", "fax", "mobil", "cell", "handy", "call", "ruf", "kontakt",
                "contact", "erreichbar", "reach", "ph.", "ph:", "nummer", "number", "#")
+
+
+#: Card numbers are digits grouped by spaces or dashes; a reportable one is 12+ such
+#: characters, and the pattern's lookahead reads one character past them.
+_CARD_CHARACTERS = "0123456789 -"
 
 
 def _boundary_before(text: str, start: int) -> bool:
@@ -37,7 +42,10 @@ class SsnDetector:
         text = scan.text
         if not scan.has_digit or "-" not in text:
             return
-        for match in self._pattern.finditer(text):
+        # the layout's places in the shapes are the only places it can match
+        matches = (match_at(self._pattern, text, occurrences(scan.shape, ("000-00-0000",)))
+                   if scan.gated else self._pattern.finditer(text))
+        for match in matches:
             start = match.start()
             if _boundary_before(text, start) and ssn_valid(match.group()):
                 yield Finding(FindingType.SSN, start, match.end(), 0.95)
@@ -49,7 +57,7 @@ class PaymentCardDetector:
     types = frozenset({FindingType.PAYMENT_CARD.value})
     triggers: frozenset[str] = frozenset()
     #: four digits, then 12 to 19 digits and their separators in all
-    gates = (Gate(digit=True, layouts=("0000",), run=("0123456789 -", 12)),)
+    gates = (Gate(digit=True, layouts=("0000",), run=(_CARD_CHARACTERS, 12)),)
 
     def __init__(self) -> None:
         # The lookahead changes no match (a match is 4-32 such characters with no [\w-] after
@@ -63,7 +71,8 @@ class PaymentCardDetector:
         if not scan.has_digit:
             return
         text = scan.text
-        for match in self._pattern.finditer(text):
+        for match in (m for s, e in scan.runs(_CARD_CHARACTERS, 12, 1)
+                      for m in self._pattern.finditer(text, s, e)):
             value = match.group()
             if " " in value and "-" in value:
                 continue

@@ -14,7 +14,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 
-from appliance.classify.detectors.base import Gate, Scan, words
+from appliance.classify.detectors.base import Gate, Scan, match_in_windows, words
 from appliance.classify.findings import Finding, FindingType
 
 _UPPER = "A-ZÄÖÜ"
@@ -45,6 +45,15 @@ _NOT_NAMES = frozenset({
     "Bei", "Am", "Im", "Vom", "Zur", "Zum", "Seit", "Mai", "Unknown", "Anonymous", "None",
     "Strangelove", "Seuss", "Who", "House", "Jekyll", "Watson", "No.", "Nr", "Nummer",
 })
+#: The first words of the pattern's alternatives (titles, labels, name labels), lower case.
+_STARTS = frozenset("""
+mr mrs ms mx miss dr prof herrn herr frau hr fr sr sra mme mlle patient patientin pt resident
+client insured subscriber guarantor employee mitarbeiter mitarbeiterin versicherte versicherter
+versicherten bewohner bewohnerin klient klientin empfänger empfängerin antragsteller
+antragstellerin full last first member customer contact name nachname vorname familienname
+geburtsname ansprechpartner ansprechpartnerin kontaktperson unterschrift signed attending
+physician arzt ärztin pflegekraft nurse supervisor manager vorgesetzte vorgesetzter vorgesetzten
+reported gemeldet operator bediener bedienerin techniker technikerin""".split())
 _DATE = (r"(?P<date>\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})(?!\d)|\d{4}-\d{2}-\d{2}"
          r"|\d{1,2}\.?[ \t]+(?:jan|feb|mär|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|dez|dec)"
          r"[a-zä]*\.?,?[ \t]+\d{4}"
@@ -57,8 +66,31 @@ _EVENT_CUES = (r"admitted|admission|admit|discharged|discharge|date[ \t]+of[ \t]
                r"|surgery|procedure|operated|aufgenommen|aufnahme|entlassen|entlassung"
                r"|verstorben|sterbedatum|behandlungsdatum|op-datum|operiert|termin|vorstellung")
 
+#: How every birth or event cue begins: the date pattern is tried only there.
+_CUE_STARTS = ("dob", "d.o", "date", "birt", "born", "geb", "admi", "disc", "died", "dece",
+               "expi", "dos", "seen", "visi", "appo", "surg", "proc", "op", "aufg", "aufn",
+               "entl", "vers", "ster", "beha", "term", "vors")
 
 _WORD_SPAN = re.compile(r"\S+")
+
+
+def _is_word_char(char: str) -> bool:
+    """``re``'s ``\\w`` for one character of a ``str`` pattern."""
+    return char.isalnum() or char == "_"
+
+
+def _whole_words(text: str, word: str) -> Iterator[int]:
+    """The starts of ``re.finditer(rf"(?<!\\w){re.escape(word)}(?!\\w)", text)``, found with
+    ``str.find``: a pattern that begins with a lookbehind is tried at every position."""
+    size, at = len(word), text.find(word)
+    while at >= 0:
+        end = at + size
+        if (at == 0 or not _is_word_char(text[at - 1])) and (
+                end == len(text) or not _is_word_char(text[end])):
+            yield at
+            at = text.find(word, end)
+        else:
+            at = text.find(word, at + 1)
 
 
 class NameDetector:
@@ -79,16 +111,27 @@ class NameDetector:
             "pflegekraft", "nurse", "supervisor", "manager", "vorgesetzte", "vorgesetzter",
             "reported", "gemeldet", "operator", "bediener", "bedienerin", "techniker",
             "technikerin")
-        self.gates = (Gate(words=self.triggers),)
+        #: the windows are around the triggers; a match may also start at a word that
+        #: qualifies a label ("Full Name:"), so those are in the vocabulary too
+        self._window_words = self.triggers
+        self.triggers = self.triggers | _STARTS
+        self.gates = (Gate(words=self._window_words),)
+
+    def _matches(self, scan: Scan) -> Iterator[re.Match[str]]:
+        """``finditer`` of the pattern over each window around a trigger word, tried only
+        where one of ``_STARTS`` begins: a match starts at a title or label, a whole word (the
+        pattern's lookbehind and the space or colon after it see to that) and so one that is
+        in ``scan.words``."""
+        windows = scan.windows(self._window_words, 2, 120)
+        if windows:
+            yield from match_in_windows(self._pattern, scan.text, windows,
+                                        scan.words & _STARTS, scan.lowered)
 
     def find(self, scan: Scan) -> Iterator[Finding]:
-        windows = scan.windows(self.triggers, 2, 120)
-        if not windows:
-            return
         text = scan.text
         surnames: set[str] = set()
         found: list[tuple[int, int]] = []
-        for match in (m for s, e in windows for m in self._pattern.finditer(text, s, e)):
+        for match in self._matches(scan):
             start, end = match.span("name")
             parts = list(_WORD_SPAN.finditer(text, start, end))
             while parts and parts[-1].group() in _NOT_NAMES:
@@ -105,10 +148,10 @@ class NameDetector:
         for surname in surnames:
             if len(surname) < 3 or text.count(surname) < 2:
                 continue
-            for match in re.finditer(rf"(?<!\w){re.escape(surname)}(?!\w)", text):
-                at = bisect_right(starts, match.start()) - 1
-                if at < 0 or match.start() >= found[at][1]:
-                    yield Finding(FindingType.PERSON_NAME, match.start(), match.end(), 0.6)
+            for start in _whole_words(text, surname):
+                at = bisect_right(starts, start) - 1
+                if at < 0 or start >= found[at][1]:
+                    yield Finding(FindingType.PERSON_NAME, start, start + len(surname), 0.6)
 
 
 class PersonDateDetector:
@@ -133,7 +176,7 @@ class PersonDateDetector:
         if not scan.has_digit:
             return
         windows = scan.windows(self.triggers, 12, 80, ("d.o.b",))
-        for match in (m for s, e in windows for m in self._pattern.finditer(scan.lowered, s, e)):
+        for match in match_in_windows(self._pattern, scan.lowered, windows, _CUE_STARTS):
             start, end = match.span("date")
             if match.group("birth"):
                 year = re.search(r"\d{4}", match.group("date"))

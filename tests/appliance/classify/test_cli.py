@@ -9,7 +9,11 @@ from appliance.classify.cli import add_parser, run
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance")
     sub = parser.add_subparsers(dest="command")
-    add_parser(sub, lambda p: p.add_argument("--config"))
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config")
+
+    add_parser(sub, common)
     return parser
 
 
