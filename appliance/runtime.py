@@ -64,7 +64,8 @@ class Runtime:
         self.policies = PolicyHolder(*self._initial_policy(), owner_lookup=self._owner)
         self._limiter: Limiter | None = None
         self.audit_log = AuditLog(self.data, config.audit)
-        self.estimator = TokenEstimator(self.data.models)
+        self.estimator = TokenEstimator(self.data.models,
+                                        config.limits_policy.approx_bytes_per_token)
         self.ledger = UsageLedger(self.data.state_db,
                                   config.limits_policy.ledger_batch_interval_ms)
         #: Set by ``serve`` on an enrolled box (``sync.agent.build_agent``).

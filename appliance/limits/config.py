@@ -80,6 +80,11 @@ class LimitsPolicyConfig(_Section, frozen=True):
     #: Per-model prices; a model not listed costs ``default_price`` (free when unset, right for
     #: the box's own models, wrong for a cloud model: list those).
     prices: dict[str, PricingConfig] = msgspec.field(default_factory=dict)
+    #: How prompts for models with no tokenizer here (Anthropic, Gemini, site models) are
+    #: estimated: UTF-8 bytes / this, rounded up. 2.5 over-estimates English and code by
+    #: 40-80%; 1 is a hard upper bound (no byte-level tokenizer makes more tokens than bytes),
+    #: so budgets cannot be overshot even by digit-dense prompts.
+    approx_bytes_per_token: Annotated[float, msgspec.Meta(ge=1, le=8)] = 2.5
     default_price: PricingConfig | None = None
     defaults: DefaultLimits = DefaultLimits()
 

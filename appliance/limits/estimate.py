@@ -14,11 +14,15 @@ Three families, chosen by model name:
   so this over-estimates them by roughly 40-80%; dense scripts (CJK: about 3 bytes per
   token) are still covered by the margin. Over-estimating only holds a little more budget
   until settlement gives the difference back; under-estimating could let a request run that
-  the budget cannot pay for.
+  the budget cannot pay for. Digit- or symbol-dense text can come closer to 1 byte per token
+  than that margin covers; ``limits_policy.approx_bytes_per_token = 1`` makes the estimate a
+  hard upper bound (a byte-level BPE, or SentencePiece with byte fallback, never makes more
+  tokens than the text has UTF-8 bytes), at the price of reserving 3-4 times the tokens.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -66,18 +70,21 @@ def openai_encoding_for(model: str) -> str | None:
     return None
 
 
-def approximate_tokens(text: str) -> int:
-    """bytes / 3 x 1.2, rounded up (see the module docstring for why)."""
-    scaled = len(text.encode("utf-8")) * int(APPROX_MARGIN * 10)
-    return -(-scaled // (APPROX_BYTES_PER_TOKEN * 10))
+def approximate_tokens(text: str, bytes_per_token: float = APPROX_BYTES_PER_TOKEN / APPROX_MARGIN
+                       ) -> int:
+    """UTF-8 bytes / ``bytes_per_token`` (default 3 / 1.2 = 2.5), rounded up (see the module
+    docstring for why)."""
+    return math.ceil(len(text.encode("utf-8")) / bytes_per_token - 1e-9)
 
 
 class TokenEstimator:
     """Counts prompt tokens per model family. Encodings are built on first use (about a
     second for o200k_base); call ``preload()`` at startup to keep that off a request."""
 
-    def __init__(self, models_dir: Path | None) -> None:
+    def __init__(self, models_dir: Path | None,
+                 approx_bytes_per_token: float = APPROX_BYTES_PER_TOKEN / APPROX_MARGIN) -> None:
         self._models_dir = models_dir
+        self._approx_bytes = approx_bytes_per_token
         self._encodings: dict[str, tiktoken.Encoding] = {}
         self._local_text: dict[str, TextCounter] = {}
         self._local_chat: dict[str, ChatCounter] = {}
@@ -114,7 +121,7 @@ class TokenEstimator:
         if name is not None:
             # encode_ordinary: a client's "<|endoftext|>" is text to count, not a special token
             return len(self._encoding(name).encode_ordinary(text))
-        return approximate_tokens(text)
+        return approximate_tokens(text, self._approx_bytes)
 
     def estimate_chat(self, model: str, messages: Iterable[ChatMessage]) -> int:
         messages = list(messages)
@@ -133,7 +140,7 @@ class TokenEstimator:
                 if who:
                     total += OPENAI_TOKENS_PER_NAME + len(encode(who))
             return total
-        count = text or approximate_tokens
+        count = text or (lambda part: approximate_tokens(part, self._approx_bytes))
         total = REPLY_PRIMING
         for message in messages:
             total += APPROX_TOKENS_PER_MESSAGE + count(message.role) + count(message.content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +69,18 @@ def test_local_models_use_their_own_tokenizer(tmp_path: Path) -> None:
     assert estimator.estimate_chat("gemma", [Message("user", "one two")]) == 3 + 4 + 1 + 2
     estimator.register_local("exact", len, lambda messages: 42)
     assert estimator.estimate_chat("exact", [Message("user", "x")]) == 42
+
+
+def test_one_byte_per_token_is_an_upper_bound(estimator: TokenEstimator) -> None:
+    """With ``approx_bytes_per_token = 1`` the estimate is never below what a byte-level BPE
+    makes, even for the digit- and symbol-dense text the default margin may not cover."""
+    strict = TokenEstimator(None, approx_bytes_per_token=1)
+    rng = random.Random(7)
+    alphabets = ["0123456789", "0123456789-/.:", "!@#$%^&*(){}[]<>", "日本語の文章と漢字",
+                 "abcdefghij klmnop", "ÄÖÜäöüß éèê"]
+    for _ in range(300):
+        text = "".join(rng.choice(rng.choice(alphabets)) for _ in range(rng.randint(1, 200)))
+        assert strict.estimate_text("claude-x", text) >= estimator.estimate_text("gpt-4o", text)
+        assert strict.estimate_text("claude-x", text) == len(text.encode("utf-8"))
+    digits = "4111 1111 1111 1111, 2025-01-31, 10.0.0.1 " * 10
+    assert approximate_tokens(digits, 1) >= approximate_tokens(digits)
