@@ -3,14 +3,16 @@
 A key is ``sk-appl-`` followed by 32 random bytes in base64url. Only HMAC-SHA256 of the key
 under a subkey derived from the box's master key is stored, so a copy of ``state.db`` alone
 does not let anyone authenticate, and the hash is a direct index lookup (no per-key scan).
-Every request looks its key up again, so a revocation, an expiry or a disabled tenant,
-department or app takes effect on the next request.
+Every request checks its key again, so a revocation, an expiry or a disabled tenant,
+department or app takes effect on the next request. The row is read again only when the
+database may have changed: a looked-up key is kept in memory while SQLite's ``data_version``
+(which moves when any other connection, such as the CLI's, commits) and this connection's own
+``total_changes`` stay the same; any write at all, to any table, drops what was kept.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -27,6 +29,8 @@ KEY_PREFIX = "sk-appl-"
 ROLES = ("admin", "operator", "auditor", "client")
 #: last_used_at is written at most this often per key, to keep writes off the hot path.
 LAST_USED_RESOLUTION_S = 60.0
+#: Keys kept in memory between database changes, at most (then the cache starts over).
+_MAX_CACHED = 4096
 
 _SELECT = (
     "SELECT k.id, k.name, k.role, k.scopes, k.display, k.created_at, k.expires_at,"
@@ -91,9 +95,24 @@ class KeyStore:
         self._db = db
         self._hash_key = derive_hash_key(master_key)
         self._touched: dict[str, float] = {}
+        #: Key rows by key hash, valid while the database is as it was at ``_seen``.
+        self._cache: dict[bytes, ApiKey] = {}
+        self._seen: tuple[int, int] = (-1, -1)
 
     def _hash(self, key: str) -> bytes:
-        return hmac.new(self._hash_key, key.encode("utf-8"), hashlib.sha256).digest()
+        return hmac.digest(self._hash_key, key.encode("utf-8"), "sha256")
+
+    def _unchanged(self) -> bool:
+        """Whether nothing was committed since the cache was filled: by another connection
+        (``data_version``) or by this one (``total_changes``). Otherwise the cache is
+        dropped and the database state it is valid for noted."""
+        conn = self._db.conn
+        seen = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+        if seen == self._seen:
+            return True
+        self._cache.clear()
+        self._seen = seen
+        return False
 
     def create(self, name: str, role: str = "client", scopes: tuple[str, ...] = ("*",),
                expires_at: float | None = None, app_id: str | None = None
@@ -121,18 +140,27 @@ class KeyStore:
         """The live key for ``plaintext``; None when unknown, revoked, expired or disabled."""
         if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 128:
             return None
-        row = self._db.conn.execute(_SELECT + " WHERE k.key_hash = ?",
-                                    (self._hash(plaintext),)).fetchone()
-        if row is None:
-            return None
-        key = _from_row(row)
+        key_hash = self._hash(plaintext)
+        key = self._cache.get(key_hash) if self._unchanged() else None
+        if key is None:
+            row = self._db.conn.execute(_SELECT + " WHERE k.key_hash = ?",
+                                        (key_hash,)).fetchone()
+            if row is None:
+                return None  # unknown keys are not kept: they would fill the cache
+            key = _from_row(row)
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[key_hash] = key
         now = time.time()
         if not key.is_live(now):
             return None
         if now - self._touched.get(key.id, 0.0) >= LAST_USED_RESOLUTION_S:
             self._touched[key.id] = now
-            self._db.conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-                                  (now, key.id))
+            conn = self._db.conn
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key.id))
+            # Only last_used_at changed, by us: what is cached stays valid (a commit by another
+            # connection still shows in data_version, which is not moved on).
+            self._seen = (self._seen[0], conn.total_changes)
         return key
 
     def get(self, key_id: str) -> ApiKey:

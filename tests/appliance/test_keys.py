@@ -76,6 +76,42 @@ def test_expired_and_revoked_keys_fail(db: StateDB, store: KeyStore) -> None:
     assert {k.id for k in store.list(include_revoked=True)} >= {key.id}
 
 
+def test_another_connection_revoking_or_disabling_takes_effect_at_once(
+        db: StateDB, store: KeyStore, app_id: str) -> None:
+    """The CLI is another process: its commit must be seen by the very next lookup, although
+    the daemon keeps keys it has looked up in memory."""
+    plaintext, key = store.create("k", app_id=app_id)
+    for _ in range(3):  # looked up, then served from memory
+        assert store.lookup(plaintext) is not None
+    other = StateDB(db.path)
+    try:
+        IdentityStore(other).disable("app", "ward")
+        assert store.lookup(plaintext) is None
+        other.conn.execute("UPDATE apps SET disabled_at = NULL")
+        assert store.lookup(plaintext) is not None
+        KeyStore(other, b"\x00" * 32).revoke(key.id)
+        assert store.lookup(plaintext) is None
+    finally:
+        other.close()
+
+
+def test_lookups_read_the_row_again_only_after_a_change(db: StateDB, store: KeyStore,
+                                                        app_id: str) -> None:
+    plaintext, key = store.create("k", app_id=app_id)
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    try:
+        for _ in range(3):
+            assert store.lookup(plaintext) is not None
+        selects = [s for s in statements if "FROM api_keys" in s]
+        assert len(selects) == 1  # then the same row from memory
+        db.conn.execute("UPDATE api_keys SET name = 'renamed' WHERE id = ?", (key.id,))
+        found = store.lookup(plaintext)
+        assert found is not None and found.name == "renamed"
+    finally:
+        db.conn.set_trace_callback(None)
+
+
 def test_hash_depends_on_master_key(tmp_path: Path) -> None:
     data = DataDir(tmp_path / "data")
     data.create()
