@@ -65,6 +65,11 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     max_connections: PositiveInt = 64
     #: Sent with every request (e.g. ``OpenAI-Organization``). Never put keys here.
     extra_headers: dict[str, str] = msgspec.field(default_factory=dict)
+    #: The HTTP client towards this upstream: ``http1``, the appliance's lean keep-alive
+    #: HTTP/1.1 client on httptools (the default: about half aiohttp's CPU per call), or
+    #: ``aiohttp``'s client (the previous default, a fallback should an upstream need it).
+    #: Both connect directly: neither reads ``HTTPS_PROXY``.
+    transport: Literal["http1", "aiohttp"] = "http1"
 
     def __post_init__(self) -> None:
         if self.kind in CLOUD_ONLY_KINDS and self.zone != "cloud":

@@ -184,7 +184,8 @@ class HTTPProvider(Provider):
         if transport is None:
             headers = {**config.extra_headers, **self.auth_headers()}
             transport = Transport(config.name, config.base_url or self.default_base_url,
-                                  config.timeouts, config.max_connections, headers)
+                                  config.timeouts, config.max_connections, headers,
+                                  backend=config.transport)
         self.transport = transport
 
     # -- the hooks a provider module fills in (pure: data in, data out) --------------------

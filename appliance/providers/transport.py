@@ -4,16 +4,17 @@ Adapters see a tiny interface: ``send(request) -> UpstreamResponse`` and ``strea
 lines``, both raising ``UpstreamStatus`` for a non-2xx answer (the adapter maps it with its
 own error format) and ``UpstreamError``/``UpstreamTimeout`` for everything below HTTP.
 
-Three backends, chosen for speed and measured side by side in ``bench/upstream_transport.py``
+Four backends, chosen for speed and measured side by side in ``bench/upstream_transport.py``
 (ARCHITECTURE.md, "Decisions already measured here"):
 
-- ``aiohttp`` (the default): one ``aiohttp.ClientSession`` per provider, used directly. In the
-  gateway's profile about a quarter of the event loop went to httpx's own layer (building the
-  request, URL parsing, the cookie jar) on top of the aiohttp transport; here the URL is
-  joined once per path, the JSON body is encoded with msgspec, and there is no cookie jar.
-  Decompression stays on: aiohttp does nothing unless the upstream sends ``Content-Encoding``,
-  and then it is needed. Proxies are not read from the environment (as with httpx-aiohttp).
-- ``httpx-aiohttp``: httpx's ``AsyncClient`` on the aiohttp transport (the previous default).
+- ``http1`` (the default): the lean keep-alive HTTP/1.1 client of ``appliance.providers.http1``
+  (asyncio protocols and the ``httptools`` parser). aiohttp's client layer cost about 200 us
+  of CPU per upstream call, a fifth of the gateway's whole work for a request; this is a
+  fraction of that. The request head is built from pre-merged headers, the JSON body is
+  encoded with msgspec; no cookies, no proxies from the environment, no redirects.
+- ``aiohttp``: one ``aiohttp.ClientSession`` per provider, used directly (the previous
+  default). Compared with httpx-aiohttp it joins the URL once per path and has no cookie jar.
+- ``httpx-aiohttp``: httpx's ``AsyncClient`` on the aiohttp transport.
 - ``httpx``: plain ``httpx.AsyncClient``, the baseline; it collapses under concurrency.
 
 Each provider gets its own pooled client, opened lazily inside the running loop and closed by
@@ -23,8 +24,8 @@ Four timeouts, because one number cannot tell a dead server from a slow prompt f
 stream: ``connect`` (the library's), ``first_byte`` (until headers and the first body chunk),
 ``between_chunks`` (each later read) and ``total`` (a deadline over the whole exchange). The
 last three are enforced here, not by the library, so they mean the same on every backend:
-the aiohttp backend keeps one ``asyncio.timeout`` per exchange and moves it before each read
-(and disarms it while the caller holds a line); the httpx backends wrap each read.
+the http1 and aiohttp backends keep one ``asyncio.timeout`` per exchange and move it before
+each read (and disarm it while the caller holds a line); the httpx backends wrap each read.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ import msgspec
 from yarl import URL
 
 from appliance.errors import UpstreamError, UpstreamTimeout
+from appliance.providers import http1
 from appliance.providers.config import TimeoutsConfig
 
-Backend = Literal["aiohttp", "httpx-aiohttp", "httpx"]
+Backend = Literal["http1", "aiohttp", "httpx-aiohttp", "httpx"]
 
 _JSON_HEADERS = {"content-type": "application/json"}
 #: Pre-joined URLs kept per transport; more distinct (path, params) than this is not a
@@ -176,7 +178,7 @@ class Transport:
 
     def __init__(self, provider: str, base_url: str, timeouts: TimeoutsConfig,
                  max_connections: int = 64, headers: Mapping[str, str] | None = None, *,
-                 backend: Backend = "aiohttp",
+                 backend: Backend = "http1",
                  mock: httpx.AsyncBaseTransport | None = None) -> None:
         self.provider = provider
         self.base_url = base_url
@@ -189,8 +191,17 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], URL] = {}
         self._direct = mock is None and backend == "aiohttp"
+        self._lean = mock is None and backend == "http1"
+        self._pools: dict[tuple[str, str, int], http1.Pool] = {}
+        #: Lower-cased default headers, then JSON's, for the http1 backend.
+        self._base_headers = {"user-agent": "appliance", "accept": "*/*",
+                              **{k.lower(): v for k, v in self.headers.items()}}
+        self._json_headers = {**self._base_headers, **_JSON_HEADERS}
 
     async def aclose(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -200,6 +211,8 @@ class Transport:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         """The whole answer; a non-2xx one raises ``UpstreamStatus``."""
+        if self._lean:
+            return await self._send_http1(request)
         if self._direct:
             return await self._send_aiohttp(request)
         return await self._send_httpx(request)
@@ -207,9 +220,126 @@ class Transport:
     def stream(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
         """The answer's lines as they arrive (SSE). Closing the iterator closes the
         connection, which is how a client's disconnect stops the upstream's work."""
+        if self._lean:
+            return self._stream_http1(request)
         if self._direct:
             return self._stream_aiohttp(request)
         return self._stream_httpx(request)
+
+    # -- http1, the lean client -------------------------------------------------------------
+
+    def _pool(self, url: URL) -> http1.Pool:
+        key = (url.scheme, url.raw_host or "", url.port or 0)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = http1.Pool(url.scheme, key[1], key[2],
+                                                 self.max_connections, self.timeouts.connect)
+        return pool
+
+    async def _request_http1(self, request: UpstreamRequest, deadline: _Deadline
+                             ) -> tuple[http1.Pool, http1.Connection, http1.Response]:
+        """Send the request and wait for the headers (under the first-byte limit)."""
+        url = self._url(request)
+        if request.json is None:
+            body = b""
+            headers = ({**self._base_headers, **{k.lower(): v for k, v in
+                                                 request.headers.items()}}
+                       if request.headers else self._base_headers)
+        else:
+            body = msgspec.json.encode(request.json)
+            headers = ({**self._json_headers, **{k.lower(): v for k, v in
+                                                 request.headers.items()}}
+                       if request.headers else self._json_headers)
+        host = url.raw_host or ""
+        if not url.is_default_port():
+            host = f"{host}:{url.port}"
+        head = http1.request_head(request.method, url.raw_path_qs, host, headers,
+                                  len(body) if body or request.method in ("POST", "PUT")
+                                  else None)
+        deadline.arm(self.timeouts.first_byte, "first byte")
+        pool = self._pool(url)
+        conn = await pool.acquire()
+        try:
+            response = conn.begin(head + body)
+            await response.headers_received()
+        except BaseException:
+            pool.release(conn)
+            raise
+        return pool, conn, response
+
+    def _map_http1(self, exc: BaseException, deadline: _Deadline) -> UpstreamError:
+        if isinstance(exc, TimeoutError) and deadline.clock.expired():
+            return deadline.error(self.provider)
+        if isinstance(exc, http1.ConnectTimeout):
+            return _connect_timeout(self.provider)
+        if isinstance(exc, http1.ConnectionLost):
+            return _connection_failed(self.provider)
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(f"Provider '{self.provider}' did not answer in time.")
+        return _unreachable(self.provider)  # OSError while connecting: refused, no such host
+
+    async def _read_http1(self, response: http1.Response, deadline: _Deadline) -> bytes:
+        parts: list[bytes] = []
+        seconds, what = self.timeouts.first_byte, "first byte"
+        while True:
+            chunk = response.read_nowait()
+            if chunk is None:  # only a wait needs its limit set (moving it costs a timer)
+                deadline.arm(seconds, what)
+                chunk = await response.read()
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+            seconds, what = self.timeouts.between_chunks, "between chunks"
+
+    async def _send_http1(self, request: UpstreamRequest) -> UpstreamResponse:
+        deadline = _Deadline(self.timeouts.total)
+        try:
+            async with deadline.clock:
+                pool, conn, response = await self._request_http1(request, deadline)
+                try:
+                    body = await self._read_http1(response, deadline)
+                finally:
+                    pool.release(conn)  # to the pool if read to the end, else closed
+        except (TimeoutError, OSError, http1.ConnectTimeout, http1.ConnectionLost) as exc:
+            raise self._map_http1(exc, deadline) from exc
+        answer = UpstreamResponse(response.status, response.headers, body)
+        if response.status >= 300:
+            raise UpstreamStatus(answer)
+        return answer
+
+    async def _stream_http1(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
+        deadline = _Deadline(self.timeouts.total)
+        held: tuple[http1.Pool, http1.Connection] | None = None
+        try:
+            async with deadline.clock:
+                pool, conn, response = await self._request_http1(request, deadline)
+                held = pool, conn
+                if response.status >= 300:
+                    body = await self._read_http1(response, deadline)
+                    raise UpstreamStatus(UpstreamResponse(response.status, response.headers,
+                                                          body))
+                deadline.disarm()
+                seconds, what = self.timeouts.first_byte, "first byte"
+                rest = b""
+                while True:
+                    chunk = response.read_nowait()
+                    if chunk is None:
+                        deadline.arm(seconds, what)
+                        chunk = await response.read()
+                        deadline.disarm()
+                    if not chunk:
+                        break
+                    seconds, what = self.timeouts.between_chunks, "between chunks"
+                    lines, rest = _split_lines(rest + chunk if rest else chunk)
+                    for line in lines:
+                        yield line.decode("utf-8", "replace")
+                if rest.removesuffix(b"\r"):
+                    yield rest.removesuffix(b"\r").decode("utf-8", "replace")
+        except (TimeoutError, OSError, http1.ConnectTimeout, http1.ConnectionLost) as exc:
+            raise self._map_http1(exc, deadline) from exc
+        finally:
+            if held is not None:
+                held[0].release(held[1])  # closes the connection unless read to the end
 
     # -- aiohttp, directly ----------------------------------------------------------------
 

@@ -53,9 +53,21 @@ def settings(kind: str, url: str) -> dict[str, Any]:
     return table[kind]
 
 
+#: The upstream HTTP client the suite runs on (``transport_backend`` runs it on each).
+BACKEND = ["http1"]
+
+
+@pytest.fixture(params=["http1", "aiohttp"], autouse=True)
+def transport_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every contract holds on both of the provider config's ``transport`` choices."""
+    BACKEND[0] = request.param
+    yield request.param
+    BACKEND[0] = "http1"
+
+
 def make(kind: str, url: str, key: str = KEY, **timeouts: float) -> HTTPProvider:
     raw = {"name": f"mock-{kind}", "kind": kind, "credential": "env:TEST_UPSTREAM_KEY",
-           "timeouts": timeouts, **settings(kind, url)}
+           "timeouts": timeouts, "transport": BACKEND[0], **settings(kind, url)}
     return build_provider(msgspec.convert(raw, ProviderConfig),
                           environ={"TEST_UPSTREAM_KEY": key})
 
