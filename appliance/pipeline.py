@@ -387,7 +387,8 @@ class Pipeline:
             name = route.provider.name
             outgoing = ctx.redaction.apply(request) if redacted and ctx.redaction else request
             # The provider is asked for the model it serves, not the alias the client named.
-            served = dataclasses.replace(outgoing, model=route.model.id)
+            served = (outgoing if outgoing.model == route.model.id
+                      else dataclasses.replace(outgoing, model=route.model.id))
             self.router.health.begin(name)
             started = time.perf_counter()
             try:

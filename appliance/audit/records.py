@@ -9,7 +9,6 @@ reader decodes either without guessing. They are encoded with MessagePack before
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from typing import Literal
@@ -109,7 +108,7 @@ def admin_event(kind: AdminKind, actor: str = "system", **detail: str) -> AdminE
 def keyed_hash(key: bytes, text: str) -> str:
     """HMAC-SHA256: an auditor holding the text (and the box) can prove it matches; a copy of
     the log alone cannot be used to guess short prompts by hashing candidates."""
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
 def shape_content(mode: ContentMode, hash_key: bytes, prompt: str | None, response: str | None,

@@ -22,8 +22,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from appliance.audit.checkpoints import CHECKPOINTS_FILE, fsync_dir, line_digest, sign_checkpoint
 from appliance.audit.config import AuditConfig
@@ -79,7 +81,22 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-_Pending = tuple[bytes, Future[int]]
+#: Who waits for a record: a thread (``submit``) or a coroutine (``append``).
+_Waiter = Future[int] | asyncio.Future[int]
+_Pending = tuple[bytes, _Waiter]
+
+
+def _resolve(waiters: list[tuple[asyncio.Future[int], int]]) -> None:
+    """On the waiters' loop: each gets its record's sequence number (unless it gave up)."""
+    for future, seq in waiters:
+        if not future.done():
+            future.set_result(seq)
+
+
+def _reject(waiters: list[asyncio.Future[int]], exc: BaseException) -> None:
+    for future in waiters:
+        if not future.done():
+            future.set_exception(exc)
 
 
 class AuditLog:
@@ -182,20 +199,26 @@ class AuditLog:
     def submit(self, record: Record) -> Future[int]:
         """Queue a record from any thread; the future gives its sequence number once durable
         (strict) or written (relaxed)."""
-        payload = encode_record(record)
         future: Future[int] = Future()
+        self._enqueue(encode_record(record), future)
+        return future
+
+    async def append(self, record: Record) -> int:
+        """Append and wait: in strict mode this returns only once the record is fsynced.
+        The waiter is a future of the running loop, which the writer thread resolves with one
+        ``call_soon_threadsafe`` per batch (not a thread future wrapped per record)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._enqueue(encode_record(record), future)
+        return await future
+
+    def _enqueue(self, payload: bytes, waiter: _Waiter) -> None:
         with self._cond:
             if self._thread is None or self._closing or self._failed is not None:
                 raise AuditUnavailable("the audit log is not accepting records") \
                     from self._failed
-            self._queue.append((payload, future))
+            self._queue.append((payload, waiter))
             if len(self._queue) == 1:
                 self._cond.notify()
-        return future
-
-    async def append(self, record: Record) -> int:
-        """Append and wait: in strict mode this returns only once the record is fsynced."""
-        return await asyncio.wrap_future(self.submit(record))
 
     def append_nowait(self, record: Record) -> None:
         """Queue without waiting (for synchronous callers that accept relaxed semantics)."""
@@ -273,11 +296,17 @@ class AuditLog:
         if self.config.durability == "strict":
             self._sync()
         first = state.last_seq - len(batch) + 1
+        loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
         for offset, (_, future) in enumerate(batch):
             # A waiter that gave up (its request was cancelled) cancelled its future; the
             # record is written all the same, there is just nobody left to tell.
-            if future.set_running_or_notify_cancel():
-                future.set_result(first + offset)
+            if isinstance(future, Future):
+                if future.set_running_or_notify_cancel():
+                    future.set_result(first + offset)
+            else:
+                loops.setdefault(future.get_loop(), []).append((future, first + offset))
+        for loop, waiters in loops.items():
+            _call_on(loop, _resolve, waiters)
 
     def _periodic(self, force: bool) -> None:
         now = time.monotonic()
@@ -365,6 +394,23 @@ class AuditLog:
         with self._cond:
             self._failed = exc
             pending, self._queue = self._queue, []
+        error = AuditUnavailable(f"audit write failed: {exc}")
+        loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[int]]] = {}
         for _, future in batch + pending:
-            if not future.done():
-                future.set_exception(AuditUnavailable(f"audit write failed: {exc}"))
+            if isinstance(future, Future):
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                loops.setdefault(future.get_loop(), []).append(future)
+        for loop, waiters in loops.items():
+            _call_on(loop, _reject, waiters, error)
+
+
+def _call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., None],
+             *args: Any) -> None:
+    """``callback(*args)`` on ``loop``, from the writer thread; a loop already closed has
+    nobody left waiting."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        pass
