@@ -6,8 +6,9 @@ What runs: the mock upstream (``tests/mock_upstream``, its own process, pinned t
 in this process (pinned to core 0), ``Transport.send`` of a small OpenAI chat completion
 (non-streamed) and ``Transport.stream`` of the same answer as SSE (12 lines), with 1 and with
 32 concurrent callers, for ``backend="httpx"`` (the baseline: plain ``httpx.AsyncClient``),
-``backend="httpx-aiohttp"`` (httpx's API on the aiohttp transport) and ``backend="aiohttp"``
-(aiohttp's ``ClientSession`` directly, the default). Each figure is the median of ``--reps``
+``backend="httpx-aiohttp"`` (httpx's API on the aiohttp transport), ``backend="http1"`` (the
+appliance's lean HTTP/1.1 client, the default) and ``backend="aiohttp"`` (aiohttp's
+``ClientSession`` directly, the previous default). Each figure is the median of ``--reps``
 runs of ``--seconds``; each ratio is that backend / httpx. The client is Python on one core,
 so these are the transport's own costs, not the mock's (which is cheaper per request).
 """
@@ -30,7 +31,7 @@ from tests.mock_upstream import mock_upstream  # noqa: E402
 
 KEY = "bench-key"
 #: The baseline first: every ratio is against it.
-BACKENDS: tuple[Backend, ...] = ("httpx", "httpx-aiohttp", "aiohttp")
+BACKENDS: tuple[Backend, ...] = ("httpx", "httpx-aiohttp", "aiohttp", "http1")
 
 
 def body(stream: bool) -> dict[str, object]:
