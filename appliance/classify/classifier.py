@@ -60,6 +60,7 @@ class ConversationClassification:
 
 #: The result for a text with no finding (immutable, so one object serves every call).
 _NOTHING = Classification(Sensitivity.PUBLIC, ())
+_NOTHING_SAID = ConversationClassification(Sensitivity.PUBLIC, ())
 
 
 def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
@@ -91,17 +92,27 @@ class Classifier:
         self.config = config or ClassifyConfig()
         self._enabled = self.config.enabled_types()
         detectors = build_detectors(self.config)
+        #: None when every type a detector may report is enabled (no filtering needed)
+        self._filter = None if frozenset().union(*(d.types for d in detectors)) <= self._enabled \
+            else self._enabled
         self._gates = Gates(detectors)
         self._vocabulary = Vocabulary(HEALTH_WORDS.union(
             *(detector.triggers for detector in detectors),
             *(gate.words for detector in detectors for gate in detector.gates)))
 
-    def _scan(self, text: str) -> tuple[Scan, list[Finding]]:
-        scan = Scan.of(text, self._vocabulary)
-        enabled = self._enabled
-        found = [f for detector in self._gates.active(scan) for f in detector.find(scan)
-                 if f.type in enabled]
-        return scan, _dedupe(found) if found else found
+    def _findings(self, scan: Scan) -> list[Finding]:
+        """The deduplicated findings in ``scan`` (an empty list for most texts, which no
+        detector's gate lets through)."""
+        active = self._gates.active(scan)
+        if not active:
+            return []
+        enabled = self._filter
+        if enabled is None:
+            found = [f for detector in active for f in detector.find(scan)]
+        else:
+            found = [f for detector in active for f in detector.find(scan)
+                     if f.type in enabled]
+        return _dedupe(found) if found else found
 
     @staticmethod
     def _level(findings: Iterable[Finding], health: bool) -> Sensitivity:
@@ -116,22 +127,24 @@ class Classifier:
         return level
 
     def classify(self, text: str) -> Classification:
-        scan, findings = self._scan(text)
+        scan = Scan.of(text, self._vocabulary)
+        findings = self._findings(scan)
         if not findings:
             return _NOTHING  # most texts: no level to weigh
-        health = bool(findings) and has_health_context(scan)
-        return Classification(self._level(findings, health), tuple(findings))
+        return Classification(self._level(findings, has_health_context(scan)),
+                              tuple(findings))
 
     def classify_messages(self, texts: Sequence[str]) -> ConversationClassification:
         """One context for all ``texts`` (the messages of one request), spans per text."""
         pairs: list[tuple[int, Finding]] = []
-        health = False
-        scans: list[Scan] = []
-        for index, text in enumerate(texts):
-            scan, findings = self._scan(text)
-            scans.append(scan)
-            pairs.extend((index, f) for f in findings)
-        if pairs:
-            health = any(has_health_context(scan) for scan in scans)
-        return ConversationClassification(self._level((f for _, f in pairs), health),
+        vocabulary = self._vocabulary
+        scans = [Scan.of(text, vocabulary) for text in texts]
+        for index, scan in enumerate(scans):
+            findings = self._findings(scan)
+            if findings:
+                pairs.extend([(index, f) for f in findings])
+        if not pairs:
+            return _NOTHING_SAID  # most conversations: no level to weigh
+        health = any(has_health_context(scan) for scan in scans)
+        return ConversationClassification(self._level([f for _, f in pairs], health),
                                           tuple(pairs))

@@ -297,17 +297,21 @@ _SHORT_WINDOW = 300
 
 
 def match_in_windows(pattern: re.Pattern[str], text: str, windows: Iterable[tuple[int, int]],
-                     needles: Iterable[str], lowered: str | None = None
-                     ) -> Iterator[re.Match[str]]:
+                     needles: Iterable[str], lowered: str | None = None,
+                     whole_below: int | None = None) -> Iterator[re.Match[str]]:
     """The matches ``pattern.finditer(text, start, end)`` gives for each window, when every
     match must begin with one of ``needles``: a pattern that begins with a lookbehind gives
     ``re`` no character to skip to, and would be tried at each position of each window. (The
     needles are looked for in the windows only: short ones such as "ss" abound elsewhere; in
-    ``lowered``, when given, a lower-cased ``text``.) Short windows are searched whole."""
+    ``lowered``, when given, a lower-cased ``text``.) Windows shorter than ``whole_below``
+    (default ``_SHORT_WINDOW``) are searched whole: a pattern that fails fast at most
+    positions costs less there than the ``find`` calls; one with a long alternation after its
+    lookbehind passes 0."""
     needles = tuple(needles)
     within = text if lowered is None else lowered
+    short = _SHORT_WINDOW if whole_below is None else whole_below
     for start, end in windows:
-        if end - start < _SHORT_WINDOW:
+        if end - start < short:
             yield from pattern.finditer(text, start, end)
             continue
         found: set[int] = set()

@@ -4,11 +4,12 @@ Most prompts carry no identifier, and on a prompt of a few hundred bytes even on
 expression pass per detector costs more than the whole time budget. So every detector states
 a cheap *necessary condition* for a finding, a ``Gate``, and ``Gates`` checks all of them at
 once with C-level string operations: set intersection with the word set, ``in`` on the text,
-and ``in`` on byte "shapes" of the text made by ``bytes.translate``. A detector whose gates
-all fail is not run at all; one whose gate passes runs exactly as it would without gates, so
-the gates change speed, never findings. A gate that is not truly necessary (it can fail on a
-text where its detector finds something) is a bug: ``tests/appliance/classify/test_gates.py``
-checks them against the detectors on generated and mutated texts.
+one regular expression pass for the lower-case needles, and ``in`` on byte "shapes" of the
+text made by ``bytes.translate``. A detector whose gates all fail is not run at all; one whose
+gate passes runs exactly as it would without gates, so the gates change speed, never findings.
+A gate that is not truly necessary (it can fail on a text where its detector finds something)
+is a bug: ``tests/appliance/classify/test_gates.py`` checks them against the detectors on
+generated and mutated texts, and the choice of detectors against a field-by-field reading.
 
 Shapes (``Scan.shape``): each Latin-1 byte of the text becomes its class, so that a layout is
 one substring test. ``0`` a digit, ``A`` an ASCII capital, ``a`` any other letter, `` `` a
@@ -19,10 +20,76 @@ consecutive characters from one set (a card number is 12+ of ``[0-9 -]`` in a ro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
-from itertools import compress
 
 from appliance.classify.detectors.base import Detector, Scan, run_table
+
+
+#: A trie of needles: character -> subtree; the key "" marks the end of a needle.
+_Trie = dict[str, "_Trie"]
+
+
+def _trie(needles: Iterable[str]) -> str:
+    """An alternation of ``needles`` shaped as a trie (``stra|str.`` is ``str(?:\\.|a)``), so
+    that ``re`` tries each character once per position, and the longest needle that begins
+    at a position is the one that matches there."""
+    tree: _Trie = {}
+    for needle in needles:
+        node = tree
+        for char in needle:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def branch(node: _Trie) -> str:
+        alternatives = [re.escape(char) + branch(child)
+                        for char, child in sorted(node.items()) if char]
+        if not alternatives:
+            return ""
+        body = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return branch(tree)
+
+
+class Needles:
+    """Which of a set of substrings occur in a text, found with one ``findall`` instead of a
+    ``in`` test each. ``findall`` reports matches that do not overlap, so a needle can hide
+    under another's match: one inside it (``str`` in ``stra``) occurs whenever that one does;
+    only one that begins inside a match and runs past its end is looked for again with
+    ``in``, and only after a match that it can cross. Pays where needles are rare (lower-case
+    labels); where they abound (digit layouts) the ``in`` tests cost less."""
+
+    def __init__(self, needles: Iterable[str]) -> None:
+        self.needles = tuple(sorted(set(needles)))
+        if "" in self.needles:
+            raise ValueError("an empty needle occurs everywhere")
+        self._pattern = re.compile(_trie(self.needles))
+        #: matched needle -> the needles inside it (itself included)
+        self._inside = {m: frozenset(n for n in self.needles if n in m) for m in self.needles}
+        #: matched needle -> the needles that may begin inside it and end after it
+        self._crossing = {m: tuple(n for n in self.needles if n not in m and any(
+            n.startswith(m[d:]) for d in range(1, len(m)))) for m in self.needles}
+
+    def present(self, haystack: str) -> set[str]:
+        matched = set(self._pattern.findall(haystack))
+        if not matched:
+            return matched
+        inside, crossing = self._inside, self._crossing
+        present = set[str]().union(*[inside[m] for m in matched])
+        for m in matched:
+            for needle in crossing[m]:
+                if needle not in present and needle in haystack:
+                    present.add(needle)
+        return present
+
+
+#: What ``Gates`` keeps of each gate, in order: the detector's index, whether a digit is
+#: needed, then the fields other than the key (None where empty; the key field held, or the
+#: gate would not be a candidate): words, layouts, needles, lowered needles, run table and the
+#: run of ones looked for in the translated text, check.
+_Plan = tuple[int, bool, frozenset[str] | None, tuple[str, ...] | None, tuple[str, ...] | None,
+              tuple[str, ...] | None, bytes | None, bytes, Callable[[Scan], bool] | None]
 
 
 class Gates:
@@ -31,25 +98,22 @@ class Gates:
 
     Interpreting 20-odd gates one test at a time costs more than the regular expressions it
     saves. So each gate is filed under the items of one *key* field (its needles, lowered
-    needles, words or layouts, the first it has); the key tests of all gates run at once in C (``compress`` +
-    ``map`` of ``__contains__``, and the word set), select the few candidate gates, and only
-    those are checked field by field."""
+    needles, words or layouts, the first it has); the key tests of all gates are made at once
+    (``in`` tests in one comprehension, one ``Needles`` pass over the lowered text, the word
+    set), select the few candidate gates, and only those are checked field by field. Keys
+    whose gates all need a digit are not tested on a text without one."""
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self._detectors = list(detectors)
         gates = [(index, gate) for index, detector in enumerate(self._detectors)
                  for gate in detector.gates]
-        #: per gate, in order: (detector index, digit, words, layouts, needles, lowered,
-        #: run table, run of ones, check); empty fields are None, and so is the key field
-        #: (it held, or the gate would not be a candidate)
-        self._plan: list[tuple[int, bool, frozenset[str] | None, tuple[str, ...] | None,
-                               tuple[str, ...] | None, tuple[str, ...] | None, bytes | None,
-                               bytes, Callable[[Scan], bool] | None]] = []
-        #: key -> the gates filed under it; gates without a key field are always candidates
-        self._needles: dict[str, list[int]] = {}
-        self._lowered: dict[str, list[int]] = {}
-        self._layouts: dict[str, list[int]] = {}
-        self._words: dict[str, list[int]] = {}
+        self._plan: list[_Plan] = []
+        #: field -> key -> the gates filed under it; gates without a key field are always
+        #: candidates
+        tables: dict[str, dict[str, list[int]]] = {
+            "needles": {}, "lowered": {}, "words": {}, "layouts": {}}
+        #: field -> the keys of a gate that needs no digit
+        undigited: dict[str, set[str]] = {field: set() for field in tables}
         self._always: list[int] = []
         for number, (index, gate) in enumerate(gates):
             needles, lowered, words, layouts = gate.needles, gate.lowered, gate.words, gate.layouts
@@ -57,35 +121,54 @@ class Gates:
                                else "words" if words else "layouts" if layouts else "")
             keys: Iterable[str] = ()
             if key == "needles":
-                table, keys, needles = self._needles, needles, ()
+                keys, needles = needles, ()
             elif key == "lowered":
-                table, keys, lowered = self._lowered, lowered, ()
+                keys, lowered = lowered, ()
             elif key == "words":
-                table, keys, words = self._words, words, frozenset()
+                keys, words = words, frozenset()
             elif key == "layouts":
-                table, keys, layouts = self._layouts, layouts, ()
+                keys, layouts = layouts, ()
             else:
                 self._always.append(number)
             for item in keys:
-                table.setdefault(item, []).append(number)
+                tables[key].setdefault(item, []).append(number)
+                if not gate.digit:
+                    undigited[key].add(item)
             self._plan.append(
                 (index, gate.digit, words or None, layouts or None, needles or None,
                  lowered or None, run_table(gate.run[0]) if gate.run else None,
                  b"1" * gate.run[1] if gate.run else b"", gate.check))
-        self._needle_keys = tuple(self._needles)
-        self._lowered_keys = tuple(self._lowered)
-        self._layout_keys = tuple(self._layouts)
+        self._needles, self._lowered = tables["needles"], tables["lowered"]
+        self._words, self._layouts = tables["words"], tables["layouts"]
+
+        def by_digit(field: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+            """The keys to test on a text without a digit, and on one with a digit."""
+            return (tuple(k for k in tables[field] if k in undigited[field]),
+                    tuple(tables[field]))
+
+        self._needle_keys, self._layout_keys = by_digit("needles"), by_digit("layouts")
+        self._lowered_keys = tuple(
+            Needles(keys) if keys else None for keys in by_digit("lowered"))
 
     def _candidates(self, scan: Scan) -> list[int]:
         candidates = list(self._always)
-        for keys, table, within in ((self._needle_keys, self._needles, scan.text),
-                                    (self._lowered_keys, self._lowered, scan.lowered),
-                                    (self._layout_keys, self._layouts, scan.shape)):
-            for key in compress(keys, map(within.__contains__, keys)):
+        has_digit, text, shape = scan.has_digit, scan.text, scan.shape
+        table = self._needles
+        for key in self._needle_keys[has_digit]:
+            if key in text:
                 candidates.extend(table[key])
-        words = self._words
+        table = self._layouts
+        for key in self._layout_keys[has_digit]:
+            if key in shape:
+                candidates.extend(table[key])
+        lowered = self._lowered_keys[has_digit]
+        if lowered is not None:
+            table = self._lowered
+            for key in lowered.present(scan.lowered):
+                candidates.extend(table[key])
+        table = self._words
         for word in scan.words:
-            found = words.get(word)
+            found = table.get(word)
             if found is not None:
                 candidates.extend(found)
         return candidates

@@ -95,14 +95,19 @@ def _whole_words(text: str, word: str) -> Iterator[int]:
 
 class NameDetector:
     types = frozenset({FindingType.PERSON_NAME.value})
+    #: Windows are searched from the title and label words in them, however short: the
+    #: pattern's alternation of ~80 words after a lookbehind is slow at every position.
+    whole_below = 0
 
     def __init__(self) -> None:
         self._pattern = re.compile(
-            rf"(?<![\w.])(?:{_TITLES}[ \t]+|{_LABELS}[ \t]*:?[ \t]+|(?:{_NAME_LABELS})[ \t]*:[ \t]*)"
+            rf"(?<![\w.])(?:{_TITLES}[ \t]+|{_LABELS}[ \t]*:?[ \t]+"
+            rf"|(?:{_NAME_LABELS})[ \t]*:[ \t]*)"
             rf"{_EXTRA_TITLES}(?P<name>{_NAME})")
         self.triggers = words(
             "mr", "mrs", "ms", "mx", "miss", "dr", "prof", "herr", "frau", "hr", "fr", "sr",
-            "sra", "mme", "mlle", "herrn", "patient", "patientin", "pt", "resident", "client", "insured",
+            "sra", "mme", "mlle", "herrn", "patient", "patientin", "pt", "resident", "client",
+            "insured",
             "subscriber", "guarantor", "employee", "mitarbeiter", "mitarbeiterin", "versicherte",
             "versicherter", "versicherten", "bewohner", "bewohnerin", "klient", "klientin",
             "empfänger", "empfängerin", "antragsteller", "antragstellerin", "name", "nachname",
@@ -125,7 +130,7 @@ class NameDetector:
         windows = scan.windows(self._window_words, 2, 120)
         if windows:
             yield from match_in_windows(self._pattern, scan.text, windows,
-                                        scan.words & _STARTS, scan.lowered)
+                                        scan.words & _STARTS, scan.lowered, self.whole_below)
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         text = scan.text
@@ -194,7 +199,8 @@ class AgeDetector:
 
     def __init__(self) -> None:
         self._pattern = re.compile(
-            r"(?<![\w])(?:(?:age[ds]?|alter|aged)[ \t]*:?[ \t]*(?:of[ \t]+|von[ \t]+)?(?P<a>\d{2,3})"
+            r"(?<![\w])(?:(?:age[ds]?|alter|aged)[ \t]*:?[ \t]*(?:of[ \t]+|von[ \t]+)?"
+            r"(?P<a>\d{2,3})"
             r"(?!\d|[.,]\d)|(?P<b>\d{2,3})[ \t-]?(?:years?|yrs?|y)[ \t-]?old"
             r"|(?P<c>\d{2,3})[ \t]?(?:y/o|yo|y\.o\.|j\.)(?!\w)|(?P<d>\d{2,3})[ \t]jahre[ \t]alt"
             r"|(?P<e>\d{2,3})-?jährige[rnms]?)")

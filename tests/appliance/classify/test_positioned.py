@@ -176,10 +176,13 @@ def test_searching_runs_finds_what_searching_the_whole_text_finds(
 
 def test_windows_searched_from_their_starts_find_what_finditer_finds(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Short windows are searched with ``finditer``; with the threshold at 0 every window is
-    searched from the starts of its labels and titles instead, and the findings must agree."""
+    """Windows below a length are searched whole with ``finditer``, longer ones (and all of the
+    name detector's) from the starts of their labels and titles; searched all one way or all
+    the other, they must give the findings that the mix gives."""
     texts = _texts() + ["\n\n".join(t for t in _texts()[i:i + 20]) for i in range(0, 400, 20)]
     classifier = Classifier(ClassifyConfig())
     expected = [classifier.classify(text).findings for text in texts]
-    monkeypatch.setattr(base, "_SHORT_WINDOW", 0)
-    assert [classifier.classify(text).findings for text in texts] == expected
+    for threshold in (10**9, 0):
+        monkeypatch.setattr(base, "_SHORT_WINDOW", threshold)
+        monkeypatch.setattr(NameDetector, "whole_below", threshold)
+        assert [classifier.classify(text).findings for text in texts] == expected, threshold
