@@ -30,6 +30,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tuf.api import exceptions
 
@@ -97,7 +98,7 @@ def pull_policy(data_dir: Path, central_url: str, box_id: str, key: Ed25519Priva
                 raise CentralUnreachable(str(exc)) from exc
             raise CentralRefused(exc.status_code, "tuf_download", str(exc)) from exc
         except exceptions.DownloadError as exc:
-            raise CentralUnreachable(f"policy download failed: {exc}") from exc
+            raise CentralUnreachable(_download_problem(exc)) from exc
         except exceptions.RepositoryError as exc:
             return Outcome("rejected", reason="invalid", detail=f"invalid metadata: {exc}")
         except ValueError as exc:
@@ -134,3 +135,16 @@ def judge(data_dir: Path, version: int, data: bytes) -> Outcome:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _download_problem(exc: BaseException) -> str:
+    """What failed under python-tuf's ``DownloadError``, worded like the other jobs' errors
+    ("central cannot be reached ...") when the network is the cause."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx.TransportError):
+            kind = "timed out" if isinstance(cause, httpx.TimeoutException) else (
+                "cannot be reached")
+            return f"central {kind} (policy download): {type(cause).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return f"policy download failed: {exc}"
