@@ -72,6 +72,9 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     transport: Literal["http1", "aiohttp"] = "http1"
 
     def __post_init__(self) -> None:
+        for name, value in self.extra_headers.items():
+            if not name or any(c in name + value for c in "\r\n\0") or ":" in name:
+                raise ValueError(f"`extra_headers`: {name!r} is not a valid header line")
         if self.kind in CLOUD_ONLY_KINDS and self.zone != "cloud":
             raise ValueError(f"`zone`: kind {self.kind!r} is a cloud API and must be zone "
                              "'cloud'; use kind 'openai_compatible' for servers on site")

@@ -80,4 +80,7 @@ def resolve_credential(provider: str, reference: str,
     else:
         raise ConfigError(f"provider {provider!r}: credential {reference!r}: expected "
                           "'env:NAME' or 'credential:NAME'")
+    if any(c in value for c in "\r\n\0"):  # it goes into a header line as it is
+        raise ConfigError(f"provider {provider!r}: credential {reference!r}: contains a line "
+                          "break or NUL (a stray newline in the file or variable?)")
     return Secret(value)

@@ -70,3 +70,14 @@ def test_missing_credential_names_provider_and_reference(tmp_path: Path,
 def test_duplicate_provider_names_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"providers\[1\]\.name"):
         build_providers([convert(), convert()], environ={"K": "v"})
+
+
+def test_header_injection_is_refused_at_start() -> None:
+    """Credentials and extra headers go into header lines as they are: a line break in one
+    would let it add headers (or a whole request) of its own."""
+    with pytest.raises(ConfigError, match="line break"):
+        resolve_credential("p", "env:KEY", {"KEY": "sk-a\r\nX-Injected: 1"})
+    bad = {"name": "p", "kind": "openai", "credential": "env:KEY",
+           "extra_headers": {"OpenAI-Organization": "org\r\nX-Injected: 1"}}
+    with pytest.raises(msgspec.ValidationError, match="extra_headers"):
+        msgspec.convert(bad, ProviderConfig)
