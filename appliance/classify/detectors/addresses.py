@@ -65,7 +65,7 @@ class AddressDetector:
             Gate(digit=True, layouts=(" 0",), lowered=_DE_NEEDLES, check=self._has_de_anchor),
         )
         self._de_street = re.compile(
-            r"(?<![\w-])[A-ZÄÖÜ][\wäöüß.-]{0,40}?" + _DE_SUFFIXES
+            r"[A-ZÄÖÜ](?<![\w-].)[\wäöüß.-]{0,40}?" + _DE_SUFFIXES
             + r"[ \t]+\d{1,4}(?:[ \t]?[a-zA-Z](?!\w)|[/-]\d{1,4})?"
             r"(?:(?:,[ \t]*|[ \t]*\n[ \t]*)(?P<plz>\d{5})(?=[ \t]+[A-ZÄÖÜ]))?")
 

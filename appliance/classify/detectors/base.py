@@ -9,8 +9,10 @@ declares ``Gate``s, necessary conditions for any finding, and is run only when o
 then runs its regular expressions only where its trigger words, needles or anchor characters
 occur, in windows around them where it can. ``re`` skips in C only to a pattern's first
 literal or character class; a pattern that begins with a lookbehind or an alternation of
-groups is tried at every position, so such patterns are tried only where they can begin
-(``match_at``, ``match_in_windows``), and patterns made of a few characters (card numbers,
+groups is tried at every position, so such patterns are rewritten to begin with a character
+(``at_word_start``: labels, cues, tokens; ``test_skipping.py`` checks them against the old
+forms) or tried only where they can begin (``match_at``, ``match_in_windows``: titles, URL
+schemes, street suffixes), and patterns made of a few characters (card numbers,
 IBANs, VINs, IP and MAC addresses) are searched only in long enough runs of them
 (``Scan.runs``). Both give exactly what ``finditer`` gives; ``test_positioned.py`` checks the
 lists of starts against the patterns and the runs against whole-text scans.
@@ -322,6 +324,26 @@ def match_in_windows(pattern: re.Pattern[str], text: str, windows: Iterable[tupl
                 at = within.find(needle, at + 1, end)
         if found:
             yield from match_at(pattern, text, sorted(found), end)
+
+
+def at_word_start(alternatives: Iterable[str], not_after: str) -> str:
+    """An alternation that matches exactly what ``(?<!{not_after})(?:a1|a2|...)`` matches,
+    written so that ``re`` can skip to it. ``re`` tries a pattern that begins with a
+    lookbehind, or with an alternative that begins with a group or a class (``[Pp]atient``:
+    write ``Patient|patient``), at every position; one whose alternatives all begin with a
+    plain character only where one of those characters stands. So each alternative must begin
+    with a plain character (``test_positioned.py`` holds the patterns to this); they are
+    grouped by it, in the order given within each group (alternatives with different first
+    characters never match at the same place), and the lookbehind comes after it, reaching
+    one character further back: ``m(?<![\\w-].)(?:rn|edical)``."""
+    groups: dict[str, list[str]] = {}
+    for alternative in alternatives:
+        first, rest = alternative[:1], alternative[1:]
+        if not (first.isalnum() or first in "#/") or rest[:1] in ("?", "*", "+", "{"):
+            raise ValueError(f"{alternative!r} does not begin with a plain character")
+        groups.setdefault(first, []).append(rest)
+    return "|".join(f"{first}(?<!{not_after}.)(?:{'|'.join(rests)})"
+                    for first, rests in groups.items())
 
 
 def words(*items: str) -> frozenset[str]:

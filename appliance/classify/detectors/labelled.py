@@ -14,19 +14,24 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from appliance.classify.checksums import dea_valid, kvnr_valid, npi_valid, ssn_valid
-from appliance.classify.detectors.base import Gate, Scan, match_in_windows
+from appliance.classify.detectors.base import Gate, Scan, at_word_start
 from appliance.classify.findings import Finding, FindingType
 
 _NUMBER = r"(?:[ \t]*(?:number|numbers|no\.?|nr\.?|num\.?|#|id|code))?"
 _SEP = r"[ \t]*(?:[:#=]|is|lautet)?[ \t]*(?:[:#][ \t]*)?"
 _VALUE = r"[a-z0-9][a-z0-9/.-]{2,28}[a-z0-9]"
+#: What may not stand just before a label.
+_NOT_AFTER = r"[\w-]"
+_PLAN_NUMBER = r"[ \t]*(?:id|number|no\.?|nr\.?|#)"
 
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
     type: FindingType
     triggers: frozenset[str]
-    labels: str
+    #: The labels, one alternative each, in the order they are tried; each begins with a
+    #: plain lower-case character (see ``at_word_start``).
+    labels: tuple[str, ...]
     value: str = _VALUE
     #: Checks the value as written (original case); None accepts any value with a digit.
     check: Callable[[str], bool] | None = None
@@ -34,84 +39,74 @@ class _Kind:
     fallback: FindingType | None = None
     #: Substrings that also trigger the kind (labels that are not words, such as "S/N").
     needles: tuple[str, ...] = ()
-    #: How every label begins (its first characters): the pattern is tried only there
-    #: (``tests/.../test_positioned.py`` derives them from ``labels`` to check).
-    starts: tuple[str, ...] = ()
 
 
 _KINDS = (
     _Kind(FindingType.MRN, frozenset({"mrn", "medical", "chart", "patient", "patienten",
                                       "patientennummer", "fallnummer", "fall", "record",
                                       "aktenzeichen", "pid", "krankenblattnummer"}),
-          r"mrn|medical[ \t]+record(?:s)?" + _NUMBER + r"|med\.?[ \t]*rec\.?" + _NUMBER
-          + r"|chart" + _NUMBER + r"|patient(?:en)?[ \t-]*(?:id|nummer|nr\.?|identifier)"
-          + r"|patient[ \t]+record" + _NUMBER + r"|fallnummer|fall-?nr\.?|aktenzeichen|pid"
-          + r"|krankenblattnummer",
-          starts=("mrn", "med", "char", "pati", "fall", "akte", "pid", "kran")),
+          ("mrn", r"medical[ \t]+record(?:s)?" + _NUMBER, r"med\.?[ \t]*rec\.?" + _NUMBER,
+           "chart" + _NUMBER, r"patient(?:en)?[ \t-]*(?:id|nummer|nr\.?|identifier)",
+           r"patient[ \t]+record" + _NUMBER, "fallnummer", r"fall-?nr\.?", "aktenzeichen",
+           "pid", "krankenblattnummer")),
     _Kind(FindingType.DE_KVNR, frozenset({"versichertennummer", "krankenversichertennummer",
                                           "kvnr", "kv", "versicherten"}),
-          r"(?:kranken)?versichertennummer|kvnr|kv-nr\.?|versicherten-?nr\.?",
-          value=r"[a-z]\d{9}", check=kvnr_valid, fallback=FindingType.HEALTH_PLAN_ID,
-          starts=("kran", "vers", "kv")),
+          ("krankenversichertennummer", "versichertennummer", "kvnr", r"kv-nr\.?",
+           r"versicherten-?nr\.?"),
+          value=r"[a-z]\d{9}", check=kvnr_valid, fallback=FindingType.HEALTH_PLAN_ID),
     _Kind(FindingType.MEDICARE_MBI, frozenset({"mbi", "medicare"}),
-          r"mbi|medicare(?:[ \t]+beneficiary)?(?:[ \t]+identifier)?" + _NUMBER,
-          check=lambda v: len(v.replace("-", "")) == 11, fallback=FindingType.HEALTH_PLAN_ID,
-          starts=("mbi", "medi")),
+          ("mbi", r"medicare(?:[ \t]+beneficiary)?(?:[ \t]+identifier)?" + _NUMBER),
+          check=lambda v: len(v.replace("-", "")) == 11, fallback=FindingType.HEALTH_PLAN_ID),
     _Kind(FindingType.HEALTH_PLAN_ID, frozenset({"member", "membership", "subscriber",
                                                  "policy", "group", "insurance", "beneficiary",
                                                  "plan", "medicaid", "versicherungsnummer",
                                                  "mitgliedsnummer", "insured", "coverage"}),
-          r"(?:member(?:ship)?|subscriber|policy|group|insurance|insured|beneficiary|"
-          r"health[ \t]+plan|plan|medicaid|coverage)[ \t]*(?:id|number|no\.?|nr\.?|#)"
-          r"|versicherungsnummer|mitgliedsnummer|versicherungs-?nr\.?",
-          starts=("memb", "subs", "poli", "grou", "insu", "bene", "heal", "plan", "medi", "cove", "vers", "mitg")),
+          (*(word + _PLAN_NUMBER for word in (
+              "member(?:ship)?", "subscriber", "policy", "group", "insurance", "insured",
+              "beneficiary", r"health[ \t]+plan", "plan", "medicaid", "coverage")),
+           "versicherungsnummer", "mitgliedsnummer", r"versicherungs-?nr\.?")),
     _Kind(FindingType.SSN, frozenset({"ssn", "social", "ss"}),
-          r"ssn|social[ \t]+security" + _NUMBER + r"|ss#",
-          value=r"\d{3}[ -]?\d{2}[ -]?\d{4}", check=ssn_valid,
-          starts=("ss", "soci")),
-    _Kind(FindingType.NPI, frozenset({"npi"}), r"npi" + _NUMBER, value=r"\d{10}",
-          check=npi_valid,
-          starts=("npi",)),
-    _Kind(FindingType.DEA_NUMBER, frozenset({"dea"}), r"dea" + _NUMBER
-          + r"|dea[ \t]+registration" + _NUMBER, value=r"[a-z][a-z9]\d{7}", check=dea_valid,
-          starts=("dea",)),
+          ("ssn", r"social[ \t]+security" + _NUMBER, "ss#"),
+          value=r"\d{3}[ -]?\d{2}[ -]?\d{4}", check=ssn_valid),
+    _Kind(FindingType.NPI, frozenset({"npi"}), ("npi" + _NUMBER,), value=r"\d{10}",
+          check=npi_valid),
+    _Kind(FindingType.DEA_NUMBER, frozenset({"dea"}),
+          ("dea" + _NUMBER, r"dea[ \t]+registration" + _NUMBER),
+          value=r"[a-z][a-z9]\d{7}", check=dea_valid),
     _Kind(FindingType.ACCOUNT_NUMBER, frozenset({"account", "acct", "kontonummer", "konto",
                                                  "kundennummer", "customer", "routing", "aba",
                                                  "billing", "guarantor"}),
-          r"account" + _NUMBER + r"|acct\.?" + _NUMBER + r"|a/c|kontonummer|konto-?nr\.?"
-          + r"|kundennummer|kunden-?nr\.?|customer[ \t]*(?:id|number|no\.?|#)"
-          + r"|routing" + _NUMBER + r"|aba" + _NUMBER + r"|billing[ \t]+(?:id|account)"
-          + r"|guarantor[ \t]+(?:id|number)",
-          starts=("acc", "a/c", "kont", "kund", "cust", "rout", "aba", "bill", "guar")),
+          ("account" + _NUMBER, r"acct\.?" + _NUMBER, "a/c", "kontonummer", r"konto-?nr\.?",
+           "kundennummer", r"kunden-?nr\.?", r"customer[ \t]*(?:id|number|no\.?|#)",
+           "routing" + _NUMBER, "aba" + _NUMBER, r"billing[ \t]+(?:id|account)",
+           r"guarantor[ \t]+(?:id|number)")),
     _Kind(FindingType.LICENSE_NUMBER, frozenset({"license", "licence", "lic", "certificate",
                                                  "cert", "führerschein", "lanr", "permit",
                                                  "passport", "reisepass", "personalausweis",
                                                  "ausweisnummer", "approbation", "registration",
                                                  "steuer", "steuernummer", "plate", "kennzeichen",
                                                  "identifikationsnummer", "ausweis"}),
-          r"(?:driver'?s?[ \t]+)?licen[cs]e" + _NUMBER + r"|lic\.?[ \t]*(?:no\.?|#)"
-          + r"|certificate" + _NUMBER + r"|cert\.?[ \t]*(?:no\.?|#)|führerschein(?:nummer)?"
-          + r"|lanr|permit" + _NUMBER + r"|passport" + _NUMBER + r"|reisepass(?:nummer)?"
-          + r"|personalausweis(?:nummer)?|ausweisnummer|approbationsnummer"
-          + r"|steuer-?id|steuernummer|steuerliche[ \t]+identifikationsnummer"
-          + r"|licen[cs]e[ \t]+plate|kennzeichen|registration" + _NUMBER,
-          starts=("driv", "lic", "cert", "führ", "lanr", "perm", "pass", "reis", "pers", "ausw", "appr", "steu", "kenn", "regi")),
+          (r"driver'?s?[ \t]+licen[cs]e" + _NUMBER, r"licen[cs]e" + _NUMBER,
+           r"lic\.?[ \t]*(?:no\.?|#)", "certificate" + _NUMBER, r"cert\.?[ \t]*(?:no\.?|#)",
+           "führerschein(?:nummer)?", "lanr", "permit" + _NUMBER, "passport" + _NUMBER,
+           "reisepass(?:nummer)?", "personalausweis(?:nummer)?", "ausweisnummer",
+           "approbationsnummer", "steuer-?id", "steuernummer",
+           r"steuerliche[ \t]+identifikationsnummer", r"licen[cs]e[ \t]+plate", "kennzeichen",
+           "registration" + _NUMBER)),
     _Kind(FindingType.VIN, frozenset({"vin", "fahrgestellnummer", "fin"}),
-          r"vin|fahrgestellnummer|fin", value=r"[a-hj-npr-z0-9]{17}",
-          starts=("vin", "fahr", "fin")),
+          ("vin", "fahrgestellnummer", "fin"), value=r"[a-hj-npr-z0-9]{17}"),
     _Kind(FindingType.DEVICE_ID, frozenset({"serial", "sn", "seriennummer", "serien",
                                             "device", "imei", "udi", "asset", "inventarnummer",
                                             "geräte", "gerätenummer", "geräteid", "hostname",
                                             "tag", "machine", "maschine"}),
-          r"serial" + _NUMBER + r"|s/n|sn|seriennummer|serien-?nr\.?|device[ \t]*(?:id|serial)"
-          + r"|imei|udi|asset[ \t]*(?:tag|id|number|no\.?)|inventarnummer|inventar-?nr\.?"
-          + r"|geräte-?(?:id|nummer|nr\.?)|machine[ \t]+id|maschinen-?(?:id|nummer|nr\.?)",
-          needles=("s/n",),
-          starts=("seri", "s/n", "sn", "devi", "imei", "udi", "asse", "inve", "gerä", "mach",
-                  "masc")),
+          ("serial" + _NUMBER, "s/n", "sn", "seriennummer", r"serien-?nr\.?",
+           r"device[ \t]*(?:id|serial)", "imei", "udi", r"asset[ \t]*(?:tag|id|number|no\.?)",
+           "inventarnummer", r"inventar-?nr\.?", r"geräte-?(?:id|nummer|nr\.?)",
+           r"machine[ \t]+id", r"maschinen-?(?:id|nummer|nr\.?)"),
+          needles=("s/n",)),
     _Kind(FindingType.ZIP_CODE, frozenset({"zip", "plz", "postleitzahl", "postal"}),
-          r"zip(?:[ \t]*code)?|postleitzahl|plz|postal[ \t]+code", value=r"\d{5}(?:-\d{4})?",
-          starts=("zip", "post", "plz")),
+          (r"zip(?:[ \t]*code)?", "postleitzahl", "plz", r"postal[ \t]+code"),
+          value=r"\d{5}(?:-\d{4})?"),
 )
 
 
@@ -120,8 +115,8 @@ class LabelledDetector:
 
     def __init__(self, enabled: frozenset[str], site_mrn_patterns: Sequence[str] = ()) -> None:
         self._kinds = [
-            (kind, re.compile(rf"(?<![\w-])(?:{kind.labels}){_SEP}(?P<v>{kind.value})"
-                              r"(?![\w-]*[\w])"))
+            (kind, re.compile(f"(?:{at_word_start(kind.labels, _NOT_AFTER)}){_SEP}"
+                              rf"(?P<v>{kind.value})(?![\w-]*[\w])"))
             for kind in _KINDS if kind.type.value in enabled
         ]
         self.triggers: frozenset[str] = frozenset[str]().union(*(kind.triggers for kind, _ in self._kinds))
@@ -149,7 +144,8 @@ class LabelledDetector:
             windows = scan.windows(kind.triggers, 40, 80, kind.needles)
             if not windows:
                 continue
-            for match in match_in_windows(pattern, scan.lowered, windows, kind.starts):
+            lowered = scan.lowered
+            for match in (m for s, e in windows for m in pattern.finditer(lowered, s, e)):
                 start, end = match.span("v")
                 value = scan.text[start:end]
                 if not any(c.isdigit() for c in value):

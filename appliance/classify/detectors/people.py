@@ -14,7 +14,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 
-from appliance.classify.detectors.base import Gate, Scan, match_in_windows, words
+from appliance.classify.detectors.base import (
+    Gate,
+    Scan,
+    at_word_start,
+    match_in_windows,
+    words,
+)
 from appliance.classify.findings import Finding, FindingType
 
 _UPPER = "A-ZÄÖÜ"
@@ -59,17 +65,16 @@ _DATE = (r"(?P<date>\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})(?!\d)|\d{4}-\d{2}-\d
          r"[a-zä]*\.?,?[ \t]+\d{4}"
          r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[ \t]+\d{1,2}"
          r"(?:st|nd|rd|th)?,?[ \t]+\d{4})")
-_BIRTH_CUES = (r"dob|d\.o\.b\.?|date[ \t]+of[ \t]+birth|birth[ \t]?date|birthday|born"
-               r"|geb\.|geboren|geburtsdatum|geburtstag")
-_EVENT_CUES = (r"admitted|admission|admit|discharged|discharge|date[ \t]+of[ \t]+death|died"
-               r"|deceased|expired|date[ \t]+of[ \t]+service|dos|seen|visit|appointment"
-               r"|surgery|procedure|operated|aufgenommen|aufnahme|entlassen|entlassung"
-               r"|verstorben|sterbedatum|behandlungsdatum|op-datum|operiert|termin|vorstellung")
-
-#: How every birth or event cue begins: the date pattern is tried only there.
-_CUE_STARTS = ("dob", "d.o", "date", "birt", "born", "geb", "admi", "disc", "died", "dece",
-               "expi", "dos", "seen", "visi", "appo", "surg", "proc", "op", "aufg", "aufn",
-               "entl", "vers", "ster", "beha", "term", "vors")
+_BIRTH_CUES = ("dob", r"d\.o\.b\.?", r"date[ \t]+of[ \t]+birth", r"birth[ \t]?date", "birthday",
+               "born", r"geb\.", "geboren", "geburtsdatum", "geburtstag")
+_EVENT_CUES = ("admitted", "admission", "admit", "discharged", "discharge",
+               r"date[ \t]+of[ \t]+death", "died", "deceased", "expired",
+               r"date[ \t]+of[ \t]+service", "dos", "seen", "visit", "appointment", "surgery",
+               "procedure", "operated", "aufgenommen", "aufnahme", "entlassen", "entlassung",
+               "verstorben", "sterbedatum", "behandlungsdatum", "op-datum", "operiert", "termin",
+               "vorstellung")
+#: What may not stand just before a birth or event cue.
+_NOT_AFTER_CUE = r"\w"
 
 _WORD_SPAN = re.compile(r"\S+")
 
@@ -164,8 +169,11 @@ class PersonDateDetector:
 
     def __init__(self) -> None:
         self._pattern = re.compile(
-            rf"(?<![\w])(?:(?P<birth>{_BIRTH_CUES})|(?P<event>{_EVENT_CUES}))[\w]*"
-            rf"[^\n;]{{0,40}}?(?<!\d)(?:[ \t:,(]|am[ \t]|on[ \t]){_DATE}")
+            f"(?P<cue>{at_word_start(_BIRTH_CUES + _EVENT_CUES, _NOT_AFTER_CUE)})"
+            rf"[\w]*[^\n;]{{0,40}}?(?<!\d)(?:[ \t:,(]|am[ \t]|on[ \t]){_DATE}")
+        #: Whether a matched cue is a birth cue: one that a birth cue matches whole (the
+        #: pattern tries the birth cues first, so it takes one wherever one can match).
+        self._birth = re.compile("|".join(_BIRTH_CUES))
         self._year = re.compile(r"(\d{4})|(?<=[./-])(\d{2})$")
         self.triggers = words(
             "dob", "date", "birth", "birthdate", "birthday", "born", "geb", "geboren",
@@ -181,9 +189,10 @@ class PersonDateDetector:
         if not scan.has_digit:
             return
         windows = scan.windows(self.triggers, 12, 80, ("d.o.b",))
-        for match in match_in_windows(self._pattern, scan.lowered, windows, _CUE_STARTS):
+        lowered = scan.lowered
+        for match in (m for s, e in windows for m in self._pattern.finditer(lowered, s, e)):
             start, end = match.span("date")
-            if match.group("birth"):
+            if self._birth.fullmatch(match.group("cue")):
                 year = re.search(r"\d{4}", match.group("date"))
                 if year and int(year.group()) < 1900:
                     continue

@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-from appliance.classify.detectors.base import Gate, Scan, match_at, occurrences, words
+from appliance.classify.detectors.base import Gate, Scan, words
 from appliance.classify.findings import Finding, FindingType
 
+#: Each begins with a plain character, so that ``re`` skips to the few characters that
+#: begin a token (a pattern whose alternatives begin with a group or class is tried at every
+#: position; ``test_skipping.py`` checks that ``re`` can skip to the token pattern).
 _TOKENS: tuple[tuple[FindingType, str], ...] = (
     (FindingType.CLOUD_ACCESS_KEY, r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|AIPA)[A-Z0-9]{16}"),
     (FindingType.CLOUD_ACCESS_KEY, r"AccountKey=[A-Za-z0-9+/]{40,}={0,2}"),
@@ -24,7 +27,9 @@ _TOKENS: tuple[tuple[FindingType, str], ...] = (
     (FindingType.API_KEY, r"sk-(?:proj-|ant-(?:api\d\d-)?|svcacct-)?[A-Za-z0-9_-]{20,}"),
     (FindingType.API_KEY, r"xox[abposr]-[A-Za-z0-9-]{10,}"),
     (FindingType.API_KEY, r"AIza[0-9A-Za-z_-]{35}"),
-    (FindingType.API_KEY, r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+    (FindingType.API_KEY, r"sk_(?:live|test)_[A-Za-z0-9]{16,}"),
+    (FindingType.API_KEY, r"rk_(?:live|test)_[A-Za-z0-9]{16,}"),
+    (FindingType.API_KEY, r"pk_(?:live|test)_[A-Za-z0-9]{16,}"),
     (FindingType.API_KEY, r"hf_[A-Za-z0-9]{30,}"),
     (FindingType.API_KEY, r"npm_[A-Za-z0-9]{36}"),
     (FindingType.API_KEY, r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
@@ -36,11 +41,6 @@ _TOKEN_WORDS = frozenset({"accountkey", "ghp", "gho", "ghu", "ghs", "ghr", "gith
                           "sk", "rk", "pk", "xoxa", "xoxb", "xoxp", "xoxo", "xoxs", "xoxr", "hf",
                           "npm"})
 _TOKEN_NEEDLES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "AIPA", "AIza")
-#: Every token in ``_TOKENS`` begins with one of these (case-sensitive; ``test_positioned.py``
-#: checks): the token pattern is tried only where they occur, since an alternation of groups
-#: gives ``re`` no first character to skip to, and a scan of a long text tries every position.
-_TOKEN_STARTS = (*_TOKEN_NEEDLES, "AccountKey=", "gh", "github_pat_", "glpat-", "sk-", "sk_",
-                 "rk_", "pk_", "xox", "hf_", "npm_", "eyJ")
 #: The labels grouped by first letter, each first letter followed by the word-start check
 #: (``(?<![\w-].)``: nothing word-like before it), so that ``re`` skips in C to the few
 #: letters a label can start with instead of testing a lookbehind at every position.
@@ -69,7 +69,9 @@ class SecretDetector:
                        FindingType.SECRET.value})
 
     def __init__(self, extra_patterns: Sequence[str] = ()) -> None:
-        self._tokens = re.compile("|".join(f"(?P<t{i}>{p})" for i, (_, p) in enumerate(_TOKENS)))
+        # each token ends with an empty group that names it, so that the alternatives begin
+        # with their first characters
+        self._tokens = re.compile("|".join(f"{p}(?P<t{i}>)" for i, (_, p) in enumerate(_TOKENS)))
         self._token_types = {f"t{i}": t for i, (t, _) in enumerate(_TOKENS)}
         self._private_key = re.compile(
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -114,7 +116,7 @@ class SecretDetector:
     def find(self, scan: Scan) -> Iterator[Finding]:
         text, lowered = scan.text, scan.lowered
         if self._may_hold_token(scan):
-            for match in match_at(self._tokens, text, occurrences(text, _TOKEN_STARTS)):
+            for match in self._tokens.finditer(text):
                 start = match.start()
                 if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
                     continue
