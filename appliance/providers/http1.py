@@ -135,6 +135,8 @@ class Connection(asyncio.Protocol):
         self.response: Response | None = None
         self.closed = False
         self.keep_alive = True
+        #: Taken from the pool's idle connections (not freshly connected).
+        self.reused = False
 
     def begin(self, request: bytes) -> Response:
         assert self.transport is not None
@@ -223,6 +225,7 @@ class Pool:
             while self._idle:
                 conn = self._idle.pop()
                 if not conn.closed:
+                    conn.reused = True
                     return conn
                 self._open -= 1
             if self._open < self.limit:

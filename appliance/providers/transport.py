@@ -258,14 +258,25 @@ class Transport:
                                   else None)
         deadline.arm(self.timeouts.first_byte, "first byte")
         pool = self._pool(url)
-        conn = await pool.acquire()
-        try:
-            response = conn.begin(head + body)
-            await response.headers_received()
-        except BaseException:
-            pool.release(conn)
-            raise
-        return pool, conn, response
+        while True:
+            conn = await pool.acquire()
+            try:
+                response = conn.begin(head + body)
+                await response.headers_received()
+            except http1.ConnectionLost:
+                pool.release(conn)
+                if conn.reused and not response.ready:
+                    # An idle keep-alive connection the upstream had closed as it was reused
+                    # (servers drop idle ones after a few seconds: uvicorn, so vLLM, after 5):
+                    # nothing came back, so the request was not served. Again on the next
+                    # connection: each stale one is closed and a fresh one is never retried,
+                    # so this ends.
+                    continue
+                raise
+            except BaseException:
+                pool.release(conn)
+                raise
+            return pool, conn, response
 
     def _map_http1(self, exc: BaseException, deadline: _Deadline) -> UpstreamError:
         if isinstance(exc, TimeoutError) and deadline.clock.expired():

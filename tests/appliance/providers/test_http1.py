@@ -272,3 +272,46 @@ def test_tls_verifies_the_upstream_certificate(tmp_path: Path,
     assert asyncio.run(main("localhost")) == 200
     with pytest.raises(UpstreamError):
         asyncio.run(main("upstream.example"))
+
+
+def test_a_stale_keep_alive_connection_is_retried_on_a_fresh_one() -> None:
+    """The upstream drops an idle keep-alive connection just as it is reused (it reads the
+    request and closes without a byte back): the request goes again on a new connection,
+    once; on a fresh connection the same failure is the caller's error."""
+    served: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(0)
+        number = len(served)
+        try:
+            for exchange in range(2):
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                if exchange == 1 or number == 3:  # the reused exchange, and a third conn
+                    break
+                body = b'{"ok": true}'
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        transport = _transport(f"http://127.0.0.1:{port}/v1")
+        try:
+            assert (await transport.send(REQUEST)).status == 200  # connection 1
+            assert (await transport.send(REQUEST)).status == 200  # 1 is stale: again on 2
+            assert len(served) == 2
+            transport._pools.clear()  # no idle connection left: the next one is fresh
+            with pytest.raises(UpstreamError):
+                await transport.send(REQUEST)  # connection 3 closes at once: not retried
+            assert len(served) == 3
+        finally:
+            await transport.aclose()
+            listener.close()
+
+    asyncio.run(main())
