@@ -88,6 +88,8 @@ class TokenEstimator:
         self._encodings: dict[str, tiktoken.Encoding] = {}
         self._local_text: dict[str, TextCounter] = {}
         self._local_chat: dict[str, ChatCounter] = {}
+        #: Tokens of each role's name by encoding: a handful of values, counted once.
+        self._role_tokens: dict[tuple[str, str], int] = {}
 
     def register_local(self, model: str, count_text: TextCounter,
                        count_chat: ChatCounter | None = None) -> None:
@@ -134,7 +136,7 @@ class TokenEstimator:
             encode = self._encoding(name).encode_ordinary
             total = REPLY_PRIMING
             for message in messages:
-                total += (OPENAI_TOKENS_PER_MESSAGE + len(encode(message.role))
+                total += (OPENAI_TOKENS_PER_MESSAGE + self._role(name, message.role, encode)
                           + len(encode(message.content)))
                 who = getattr(message, "name", None)
                 if who:
@@ -148,3 +150,13 @@ class TokenEstimator:
             if who:
                 total += 1 + count(who)
         return total
+
+    def _role(self, encoding: str, role: str, encode: Callable[[str], list[int]]) -> int:
+        """Tokens of a role's name, counted once per encoding (the schema admits four roles;
+        the cache is bounded all the same)."""
+        tokens = self._role_tokens.get((encoding, role))
+        if tokens is None:
+            tokens = len(encode(role))
+            if len(self._role_tokens) < 64:
+                self._role_tokens[(encoding, role)] = tokens
+        return tokens

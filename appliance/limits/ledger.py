@@ -19,18 +19,20 @@ import logging
 import sqlite3
 import threading
 from collections import deque
-from dataclasses import dataclass, fields
-from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from appliance.limits.store import utc_periods
 
 log = logging.getLogger("appliance.usage")
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    """What one request used and where it went. Ids, not names: names can change."""
+class UsageRow(NamedTuple):
+    """What one request used and where it went. Ids, not names: names can change.
+
+    A named tuple rather than a frozen dataclass: one is built per request, and a frozen
+    dataclass sets each of its 18 fields through ``object.__setattr__`` (about 4 us more); the
+    tuple is also the row SQLite inserts, as it is."""
 
     time: float
     request_id: str
@@ -52,10 +54,9 @@ class UsageRow:
     status: int
 
 
-_COLUMNS = tuple(f.name for f in fields(UsageRow))
+_COLUMNS = UsageRow._fields
 _INSERT = (f"INSERT INTO usage({', '.join(_COLUMNS)})"
            f" VALUES ({', '.join('?' * len(_COLUMNS))})")
-_VALUES = attrgetter(*_COLUMNS)
 #: The same row queued for central (``sync/outbox.py``) in the same transaction, so a row is in
 #: the ledger and the outbox or in neither.
 _ENQUEUE = (f"INSERT INTO sync_outbox({', '.join(_COLUMNS)})"
@@ -140,10 +141,9 @@ class UsageLedger:
                     break
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                values = [_VALUES(r) for r in batch]
-                self._conn.executemany(_INSERT, values)
+                self._conn.executemany(_INSERT, batch)
                 if self.enqueue_for_sync:
-                    self._conn.executemany(_ENQUEUE, values)
+                    self._conn.executemany(_ENQUEUE, batch)
                 self._conn.executemany(_COUNT, _counter_deltas(batch))
                 self._conn.execute("COMMIT")
             except sqlite3.Error:

@@ -40,20 +40,25 @@ from appliance.limits.store import LimitStore, ScopeKind, ScopeLimits, utc_perio
 Describe = Callable[[str, str], str]
 
 
-@dataclass(slots=True)
 class _Bucket:
-    capacity: int
-    level: float
-    stamp: float
+    """A token bucket; ``rate`` (per second) is kept beside ``capacity`` since every request
+    refills several buckets."""
 
-    @property
-    def rate(self) -> float:
-        return self.capacity / 60.0
+    __slots__ = ("capacity", "level", "stamp", "rate")
+
+    def __init__(self, capacity: int, level: float, stamp: float) -> None:
+        self.capacity, self.level, self.stamp = capacity, level, stamp
+        self.rate = capacity / 60.0
+
+    def resize(self, capacity: int) -> None:
+        self.capacity, self.rate = capacity, capacity / 60.0
+        self.level = min(self.level, float(capacity))
 
     def refill(self, now: float) -> None:
         elapsed = now - self.stamp
         if elapsed > 0:
-            self.level = min(float(self.capacity), self.level + elapsed * self.rate)
+            level = self.level + elapsed * self.rate
+            self.level = level if level < self.capacity else float(self.capacity)
         self.stamp = now
 
     def give_back(self, amount: float) -> None:
@@ -106,7 +111,7 @@ def _resize(bucket: _Bucket | None, capacity: int | None, now: float) -> _Bucket
     if bucket is None:
         return _Bucket(capacity, float(capacity), now)
     bucket.refill(now)
-    bucket.capacity, bucket.level = capacity, min(bucket.level, float(capacity))
+    bucket.resize(capacity)
     return bucket
 
 
@@ -221,11 +226,16 @@ class Limiter:
             self._counters.clear()
 
     def _scopes_of(self, key: ApiKey, now: float) -> list[_Scope]:
+        """The key's levels, the key first, then its app, department and tenant."""
         self._roll_periods(now)
-        levels: tuple[tuple[ScopeKind, str | None], ...] = (
-            ("key", key.id), ("app", key.app_id), ("department", key.department_id),
-            ("tenant", key.tenant_id))
-        return [self._scope(kind, ident, now) for kind, ident in levels if ident is not None]
+        scopes = [self._scope("key", key.id, now)]
+        if key.app_id is not None:
+            scopes.append(self._scope("app", key.app_id, now))
+        if key.department_id is not None:
+            scopes.append(self._scope("department", key.department_id, now))
+        if key.tenant_id is not None:
+            scopes.append(self._scope("tenant", key.tenant_id, now))
+        return scopes
 
     # admission ---------------------------------------------------------------------------
 
@@ -258,40 +268,42 @@ class Limiter:
 
     def _check(self, scope: _Scope, now: float, model: str, tokens: int,
                cost: int) -> _Refusal | None:
-        where = f"Rate limit reached for {model} on {scope.kind} '{scope.label}'"
         limits = scope.limits
         if scope.requests is not None:
             scope.requests.refill(now)
             if scope.requests.level < 1:
                 wait = scope.requests.wait_for(1)
-                return _Refusal(wait, f"{where} requests per minute: limit "
+                return _Refusal(wait, f"{_where(model, scope)} requests per minute: limit "
                                       f"{limits.rpm}. {_again(wait)}")
         if scope.tokens is not None:
             scope.tokens.refill(now)
             if tokens > scope.tokens.capacity:
-                return _Refusal(60.0, f"{where} tokens per minute: limit {limits.tpm}, "
-                                      f"requested {tokens}; reduce the prompt or max_tokens.")
+                return _Refusal(60.0, f"{_where(model, scope)} tokens per minute: limit "
+                                      f"{limits.tpm}, requested {tokens}; reduce the prompt "
+                                      "or max_tokens.")
             if scope.tokens.level < tokens:
                 wait = scope.tokens.wait_for(tokens)
                 used = max(0, scope.tokens.capacity - math.floor(scope.tokens.level))
-                return _Refusal(wait, f"{where} tokens per minute: limit {limits.tpm}, used "
-                                      f"{used}, requested {tokens}. {_again(wait)}")
+                return _Refusal(wait, f"{_where(model, scope)} tokens per minute: limit "
+                                      f"{limits.tpm}, used {used}, requested {tokens}. "
+                                      f"{_again(wait)}")
         if limits.tpd is not None and scope.day.used + scope.day.held + tokens > limits.tpd:
             wait = self._day_end - now
-            return _Refusal(wait, f"{where} tokens per day: limit {limits.tpd}, used "
-                                  f"{scope.day.used + scope.day.held}, requested {tokens}. "
-                                  f"{_again(wait)}")
+            return _Refusal(wait, f"{_where(model, scope)} tokens per day: limit {limits.tpd}, "
+                                  f"used {scope.day.used + scope.day.held}, requested "
+                                  f"{tokens}. {_again(wait)}")
         budget = limits.monthly_budget_micros
         if budget is not None and scope.month.used + scope.month.held + cost > budget:
             wait = self._month_end - now
-            return _Refusal(wait, f"{where} monthly budget: limit {budget} micro-USD, used "
-                                  f"{scope.month.used + scope.month.held}, this request may "
-                                  f"cost up to {cost}. {_again(wait)}")
+            return _Refusal(wait, f"{_where(model, scope)} monthly budget: limit {budget} "
+                                  f"micro-USD, used {scope.month.used + scope.month.held}, "
+                                  f"this request may cost up to {cost}. {_again(wait)}")
         return None
 
     def _adjust(self, res: Reservation, tokens: int, cost: int, request_back: bool) -> None:
         now = self._clock()
         self._roll_periods(now)
+        day, month = self._day, self._month
         for scope in res.scopes:
             if scope.requests is not None and request_back:
                 scope.requests.refill(now)
@@ -299,43 +311,55 @@ class Limiter:
             if scope.tokens is not None:
                 scope.tokens.refill(now)
                 scope.tokens.give_back(res.tokens - tokens)
-            for period, held, actual, current in ((scope.day, res.tokens, tokens, res.day),
-                                                  (scope.month, res.cost_micros, cost,
-                                                   res.month)):
-                period.roll(self._day if period is scope.day else self._month)
-                # a reservation from a period that has ended was dropped with it
-                if period.period == current:
-                    period.held -= held
-                period.used += actual
+            # a reservation from a period that has ended was dropped with it
+            scope.day.roll(day)
+            if scope.day.period == res.day:
+                scope.day.held -= res.tokens
+            scope.day.used += tokens
+            scope.month.roll(month)
+            if scope.month.period == res.month:
+                scope.month.held -= res.cost_micros
+            scope.month.used += cost
 
     # headers -----------------------------------------------------------------------------
 
     def headers(self, target: Reservation | ApiKey) -> dict[str, str]:
-        """OpenAI's six x-ratelimit-* headers for the tightest per-minute level; none for a
-        dimension no level limits."""
+        """OpenAI's six x-ratelimit-* headers for the tightest per-minute level (the lowest
+        level, then the smallest capacity; the first of equals); none for a dimension no level
+        limits."""
         now = self._clock()
         scopes = target.scopes if isinstance(target, Reservation) else self._scopes_of(
             target, now)
-        out: dict[str, str] = {}
-        for name, pick in (("requests", _requests), ("tokens", _tokens)):
-            buckets = [b for b in (pick(s) for s in scopes) if b is not None]
-            if not buckets:
-                continue
-            for bucket in buckets:
+        requests: _Bucket | None = None
+        tokens: _Bucket | None = None
+        for scope in scopes:
+            bucket = scope.requests
+            if bucket is not None:
                 bucket.refill(now)
-            tight = min(buckets, key=lambda b: (b.level, b.capacity))
-            out[f"x-ratelimit-limit-{name}"] = str(tight.capacity)
-            out[f"x-ratelimit-remaining-{name}"] = str(max(0, math.floor(tight.level)))
-            out[f"x-ratelimit-reset-{name}"] = format_reset(tight.reset_in())
+                if requests is None or _tighter(bucket, requests):
+                    requests = bucket
+            bucket = scope.tokens
+            if bucket is not None:
+                bucket.refill(now)
+                if tokens is None or _tighter(bucket, tokens):
+                    tokens = bucket
+        out: dict[str, str] = {}
+        for name, tight in (("requests", requests), ("tokens", tokens)):
+            if tight is not None:
+                out[f"x-ratelimit-limit-{name}"] = str(tight.capacity)
+                out[f"x-ratelimit-remaining-{name}"] = str(max(0, math.floor(tight.level)))
+                out[f"x-ratelimit-reset-{name}"] = format_reset(tight.reset_in())
         return out
 
 
-def _requests(scope: _Scope) -> _Bucket | None:
-    return scope.requests
+def _tighter(bucket: _Bucket, than: _Bucket) -> bool:
+    return bucket.level < than.level or (bucket.level == than.level
+                                         and bucket.capacity < than.capacity)
 
 
-def _tokens(scope: _Scope) -> _Bucket | None:
-    return scope.tokens
+def _where(model: str, scope: _Scope) -> str:
+    """The start of a refusal's message (formatted only when a level refuses)."""
+    return f"Rate limit reached for {model} on {scope.kind} '{scope.label}'"
 
 
 def _again(wait: float) -> str:
