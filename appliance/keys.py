@@ -13,6 +13,7 @@ database may have changed: a looked-up key is kept in memory while SQLite's ``da
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import secrets
 import time
@@ -94,13 +95,17 @@ class KeyStore:
     def __init__(self, db: StateDB, master_key: bytes) -> None:
         self._db = db
         self._hash_key = derive_hash_key(master_key)
+        #: Keyed once; a copy per lookup costs half what ``hmac.digest`` (keying again) does.
+        self._hmac = hmac.new(self._hash_key, digestmod=hashlib.sha256)
         self._touched: dict[str, float] = {}
         #: Key rows by key hash, valid while the database is as it was at ``_seen``.
         self._cache: dict[bytes, ApiKey] = {}
         self._seen: tuple[int, int] = (-1, -1)
 
     def _hash(self, key: str) -> bytes:
-        return hmac.digest(self._hash_key, key.encode("utf-8"), "sha256")
+        mac = self._hmac.copy()
+        mac.update(key.encode("utf-8"))
+        return mac.digest()
 
     def _unchanged(self) -> bool:
         """Whether nothing was committed since the cache was filled: by another connection
