@@ -67,14 +67,7 @@ class DataDir:
     def write_secret(self, name: str, value: bytes) -> Path:
         """Write a secret 0600 atomically; it never exists with looser permissions."""
         path = self.secrets / name
-        tmp = path.with_name(f".{name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, value)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_atomic(path, value)
         return path
 
     def master_key(self) -> bytes:
@@ -87,3 +80,24 @@ class DataDir:
         if len(value) != MASTER_KEY_BYTES:
             raise ValueError(f"master.key must hold exactly {MASTER_KEY_BYTES} bytes")
         return value
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a temporary file (created with ``mode``, so it never exists with looser
+    permissions), fsync it, rename it over ``path``, fsync the directory: after a crash
+    ``path`` holds the old content or the new, never a mix, and the rename is durable."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

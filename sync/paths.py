@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from appliance.datadir import write_atomic
+
+__all__ = ["SyncPaths", "write_atomic"]
 
 
 @dataclass(frozen=True)
@@ -53,23 +56,3 @@ class SyncPaths:
     def create(self) -> None:
         for directory in (self.root, self.metadata_dir, self.targets_dir, self.policy_dir):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a temporary file, fsync it, rename it over ``path``, fsync the directory: after a
-    crash ``path`` holds the old content or the new, never a mix, and the rename is durable."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

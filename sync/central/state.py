@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.datadir import write_atomic
+
 ADMIN_TOKEN_PREFIX = "apt_adm_"
 
 MIGRATIONS: tuple[str, ...] = (
@@ -122,16 +124,8 @@ class CentralDataDir:
         return token
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` 0600 atomically: never readable by others, never half written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+#: Write 0600 atomically: never readable by others, never half written.
+write_private = write_atomic
 
 
 class CentralDB:
