@@ -65,6 +65,7 @@ async def _finished_work_stops_listening() -> None:
         return "done"
 
     assert await _unless_disconnected(client.receive, work()) == "done"
+    await asyncio.sleep(0)  # the watcher's cancellation runs at the next turn of the loop
     assert client.waiting == 0  # the pending receive() was closed, not left behind
     client.messages.put_nowait({"type": "http.disconnect"})
     await asyncio.sleep(0.01)  # a disconnect after the answer cancels nothing
