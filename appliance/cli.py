@@ -36,12 +36,16 @@ from sync import cli as sync_cli
 from sync.central import cli as central_cli
 
 
-def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+DATA_DIR_HELP = "data directory (default: $APPLIANCE_DATA_DIR or ./.appliance)"
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool,
+            data_dir_help: str = DATA_DIR_HELP) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--config", type=Path, default=default, metavar="PATH",
                         help="TOML configuration file (default: embedded defaults)")
     parser.add_argument("--data-dir", type=Path, default=default, metavar="PATH",
-                        help="data directory (default: $APPLIANCE_DATA_DIR or ./.appliance)")
+                        help=data_dir_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str,
+                data_dir_help: str = DATA_DIR_HELP) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        _common(sub, suppress=True)
+        _common(sub, suppress=True, data_dir_help=data_dir_help)
         return sub
 
     serve = command("serve", "run the daemon")

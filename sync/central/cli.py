@@ -44,10 +44,11 @@ def _json_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def add_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """Register ``central`` through the CLI's ``command(name, help)`` factory (it adds
-    ``--config`` and ``--data-dir``)."""
-    central = command("central", "central IT's control plane (serve, policy publish, fleet)")
+def add_parser(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register ``central`` through the CLI's ``command(name, help, data_dir_help)`` factory
+    (it adds ``--config`` and ``--data-dir``)."""
+    central = command("central", "central IT's control plane (serve, policy publish, fleet)",
+                      "central's data directory (default: the config's data_dir, or ./.central)")
     sub = central.add_subparsers(dest="central_command", required=True, metavar="COMMAND")
 
     serve = _common(sub.add_parser("serve", help="run the control plane server"))
