@@ -57,6 +57,34 @@ def make_data_dir(root: Path, with_models: bool = True) -> Path:
     return data
 
 
+def start_listening(command: list[str], env: dict[str, str], listening: re.Pattern[str],
+                    lines: list[str], timeout: float
+                    ) -> tuple[subprocess.Popen[str], str | None]:
+    """Start ``command`` (output, stderr included, appended to ``lines`` by a reader thread)
+    and wait for the line ``listening`` matches: the process and the URL from the pattern's
+    first group, or None for the URL when it exited or ``timeout`` passed first."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, cwd=REPO)
+    found: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            match = listening.search(line)
+            if match and not ready.is_set():
+                found.append(match.group(1))
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.1):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return proc, None
+    return proc, found[0]
+
+
 class ServerProcess:
     """``appliance serve`` as a real child process on a free loopback port."""
 
@@ -82,25 +110,11 @@ class ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         if "NOTIFY_SOCKET" not in self.extra_env:
             env.pop("NOTIFY_SOCKET", None)  # never notify the systemd running the tests
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
-        found = threading.Event()
-
-        def read() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.lines.append(line.rstrip("\n"))
-                match = _LISTENING.search(line)
-                if match:
-                    self.url = match.group(1)
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not found.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("server did not start:\n" + self.output)
+        self.proc, url = start_listening(self.command(), env, _LISTENING, self.lines, timeout)
+        if url is None:
+            self.stop()
+            raise RuntimeError("server did not start:\n" + self.output)
+        self.url = url
         return self
 
     @property

@@ -19,13 +19,14 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.conftest import start_listening
 
 REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"central: listening on (http://\S+)")
@@ -52,25 +53,11 @@ class CentralProcess:
             command += ["--config", str(self.config_path)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("NOTIFY_SOCKET", None)  # never notify the systemd running the tests
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env, cwd=REPO)
-        found = threading.Event()
-
-        def read() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.lines.append(line.rstrip("\n"))
-                match = _LISTENING.search(line)
-                if match:
-                    self.url = match.group(1)
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not found.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop(signal.SIGKILL)
-                raise RuntimeError("central did not start:\n" + self.output)
+        self.proc, url = start_listening(command, env, _LISTENING, self.lines, timeout)
+        if url is None:
+            self.stop(signal.SIGKILL)
+            raise RuntimeError("central did not start:\n" + self.output)
+        self.url = url
         return self
 
     @property

@@ -31,30 +31,14 @@ from appliance.audit.crypto import load_signing_key
 from appliance.datadir import DataDir
 from sync.outbox import last_checkpoint
 from tests.conftest import ServerProcess, make_data_dir, run_cli
-from tests.mock_upstream import mock_upstream
+from tests.mock_upstream import ENV, KEY, mock_upstream, providers_toml
 from tests.sync.central_support import (CentralProcess, create_enrollment_token,
                                         publish_policy, write_config)
 
-KEY = "sk-upstream-test-0123456789"
 T = TypeVar("T")
 
+#: Appended to ``providers_toml(url)``.
 BOX_CONFIG = """
-[local]
-embedding_model = ""
-[[providers]]
-name = "openai"
-kind = "openai"
-zone = "cloud"
-base_url = "{url}/v1"
-models = ["gpt-4o-mini"]
-credential = "env:TEST_UPSTREAM_KEY"
-[[providers]]
-name = "vllm"
-kind = "openai_compatible"
-zone = "site"
-base_url = "{url}/v1"
-models = ["site-llama"]
-credential = "env:TEST_UPSTREAM_KEY"
 [limits_policy]
 ledger_batch_interval_ms = 200
 [audit]
@@ -94,7 +78,7 @@ class Fleet:
     def restart_box(self, sig: int = signal.SIGTERM) -> None:
         self.box.stop(sig)
         self.box = ServerProcess(self.box.data_dir, self.config_text,
-                                 env={"TEST_UPSTREAM_KEY": KEY}).start()
+                                 env=ENV).start()
 
 
 def free_port() -> int:
@@ -137,8 +121,8 @@ def fleet(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
     token = create_enrollment_token(central.data_dir, "plant-1")
     enrolled = run_cli("enroll", central.url, token, "--name", "plant-1", data_dir=data)
     assert enrolled.returncode == 0, enrolled.stderr
-    config_text = BOX_CONFIG.format(url=upstream)
-    box = ServerProcess(data, config_text, env={"TEST_UPSTREAM_KEY": KEY}).start()
+    config_text = providers_toml(upstream) + BOX_CONFIG
+    box = ServerProcess(data, config_text, env=ENV).start()
     fleet = Fleet(central, box, config_text, token, repo_v1)
     with box.client() as admin:
         tenant = admin.post("/admin/v1/tenants", json={"name": "Plant"}).json()
