@@ -111,25 +111,32 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def open_database(path: Path, migrations: tuple[str, ...],
+                  foreign_keys: bool = False) -> sqlite3.Connection:
+    """Open (creating it 0600) a SQLite database in WAL mode with ``synchronous=NORMAL`` and
+    a busy timeout, and apply the numbered ``migrations`` it has not had yet, each in its own
+    transaction with ``user_version`` (shared by ``state.db`` and central's database)."""
+    existed = path.exists()
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if not existed:
+        path.chmod(0o600)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    if foreign_keys:
+        conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(migrations[version:], start=version + 1):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+    return conn
+
+
 class StateDB:
     """One connection owned by the event loop's thread; statements here are short."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        existed = path.exists()
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if not existed:
-            path.chmod(0o600)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        self.conn = open_database(path, MIGRATIONS, foreign_keys=True)
 
     @property
     def schema_version(self) -> int:

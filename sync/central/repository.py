@@ -36,8 +36,9 @@ from securesystemslib.signer._signer import Signer
 from tuf.api._payload import MetaFile, Root, Signed, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.metadata import Metadata
 
+from appliance.datadir import write_atomic
 from sync.central.config import TufConfig
-from sync.central.state import CentralDataDir, write_private
+from sync.central.state import CentralDataDir
 from sync.trust import POLICY_TARGET
 
 log = logging.getLogger("sync.central.repository")
@@ -187,7 +188,7 @@ class Repository:
                     f"policy version {policy_version} is not greater than the published "
                     f"version {last.version}; raise `version` in the file")
             digest = hashlib.sha256(data).hexdigest()
-            write_private(self.targets_dir / f"{digest}.policy.toml", data)
+            write_atomic(self.targets_dir / f"{digest}.policy.toml", data)
             target = TargetFile.from_data(POLICY_TARGET, data, ["sha256"])
             target.unrecognized_fields["custom"] = {"policy_version": policy_version,
                                                     "published_at": int(time.time())}
@@ -292,7 +293,7 @@ class Repository:
 
     def _new_key(self) -> CryptoSigner:
         signer = CryptoSigner.generate_ed25519()
-        write_private(self.data.tuf_keys / f"{signer.public_key.keyid}.pem",
+        write_atomic(self.data.tuf_keys / f"{signer.public_key.keyid}.pem",
                       signer.private_bytes)
         return signer
 
@@ -312,7 +313,7 @@ class Repository:
         return signers
 
     def _write(self, md: Metadata[Any], name: str) -> None:
-        write_private(self.metadata_dir / name, md.to_bytes())
+        write_atomic(self.metadata_dir / name, md.to_bytes())
 
 
 def _sign(md: Metadata[Any], signers: list[Signer]) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.datadir import write_atomic
+from appliance.state import open_database
 
 ADMIN_TOKEN_PREFIX = "apt_adm_"
 
@@ -120,12 +121,8 @@ class CentralDataDir:
         if not create:
             return None
         token = ADMIN_TOKEN_PREFIX + _random.token_urlsafe(32)
-        write_private(path, (token + "\n").encode("ascii"))
+        write_atomic(path, (token + "\n").encode("ascii"))
         return token
-
-
-#: Write 0600 atomically: never readable by others, never half written.
-write_private = write_atomic
 
 
 class CentralDB:
@@ -133,19 +130,7 @@ class CentralDB:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        existed = path.exists()
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if not existed:
-            path.chmod(0o600)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self.conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        self.conn = open_database(path, MIGRATIONS)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
