@@ -130,6 +130,9 @@ class Pipeline:
         self.accounting = accounting
         self.audit_log = audit_log
         self.keep_content = audit_log is not None and audit_log.config.content != "none"
+        #: Requests on the OpenAI routes being served now (kept by the HTTP layer): the audit
+        #: step flushes a request's record on its own thread when it is the only one.
+        self.in_flight = 0
 
     # 1 ------------------------------------------------------------------------------------
     def authenticate(self, ctx: RequestContext, authorization: str | None) -> ApiKey:
@@ -475,7 +478,7 @@ class Pipeline:
             error_type=(ctx.error.code or ctx.error.error_type) if ctx.error else "",
             content=content)
         try:
-            await self.audit_log.append(record)
+            await self.audit_log.append(record, alone=self.in_flight <= 1)
         except AuditUnavailable as exc:
             raise ServiceUnavailable("The audit log cannot record this request, so it was not "
                                      "completed.", code="audit_unavailable") from exc

@@ -117,8 +117,8 @@ def _scan_last(path: Path, data: bytes, header: SegmentHeader,
         records += 1
     end = tail[0]
     size = len(data)
-    state = LogState(path, header, size, records, header.index + 1, last_seq, head, link_from,
-                     notes=notes)
+    state = LogState(path, header, end.offset, records, header.index + 1, last_seq, head,
+                     link_from, notes=notes)
     if end.kind == "torn":
         _truncate(path, end.offset)
         state.segment_size = end.offset

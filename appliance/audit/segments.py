@@ -21,9 +21,12 @@ All integers are big-endian::
       n  body = seq (8) | nonce (12) | AES-256-GCM ciphertext and tag of the MessagePack record
       4  crc32 of (length | body)
 
-A torn tail (a crash mid-write) shows as a last frame that runs past the end of the file, a
-last frame whose crc32 fails, or a run of zeros; the writer truncates it at start. A bad frame
-followed by more data is not a crash but damage, and is reported, never silently cut.
+The segment being written is extended with zeros ahead of its records (see
+``writer.PREALLOCATE_BYTES``) and cut back when closed, so a segment may end in a run of zeros:
+that is its end, not damage. A torn tail (a crash mid-write) shows as a last frame that runs
+past the end of the file, or a last frame whose crc32 fails or whose length is impossible,
+with nothing but zeros after it; the writer truncates it at start. A bad frame followed by more
+data is not a crash but damage, and is reported, never silently cut.
 
 The hash chain runs over what is stored, so it can be checked without decrypting::
 
@@ -168,13 +171,17 @@ def scan(data: bytes, tail: list[Tail]) -> Iterator[Frame]:
     offset = HEADER_SIZE
     while offset < end:
         problem = ""
+        stop = end
         if end - offset < 4:
             problem = "incomplete length prefix"
         else:
             (length,) = _FRAME_HEAD.unpack_from(data, offset)
+            if length == 0 and data.count(0, offset) == end - offset:
+                break  # the zeros ahead of the records: the end
             stop = offset + 4 + length + 4
             if length < MIN_BODY or length > MAX_BODY:
                 problem = f"impossible frame length {length}"
+                stop = offset + 4
             elif stop > end:
                 problem = "frame runs past the end of the file"
             else:
@@ -182,11 +189,8 @@ def scan(data: bytes, tail: list[Tail]) -> Iterator[Frame]:
                 if crc != zlib.crc32(data[offset:stop - 4]):
                     problem = "frame checksum mismatch"
         if problem:
-            rest = data[offset:]
-            torn = (problem == "frame runs past the end of the file"
-                    or problem == "incomplete length prefix"
-                    or not rest.strip(b"\0")
-                    or (problem == "frame checksum mismatch" and stop == end))
+            # torn: nothing but zeros after the bad frame (a crash mid-write); else damage
+            torn = stop >= end or data.count(0, stop) == end - stop
             tail.append(Tail("torn" if torn else "corrupt", offset, problem))
             return
         body = data[offset + 4:stop - 4]

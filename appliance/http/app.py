@@ -205,8 +205,13 @@ class Gateway:
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.hot.get(scope["path"]) if scope.get("method") == "POST" else None
         if handler is not None:
-            response = await handler(Request(scope, receive, send))
-            await response(scope, receive, send)
+            pipeline = self.state.runtime.pipeline
+            pipeline.in_flight += 1
+            try:
+                response = await handler(Request(scope, receive, send))
+                await response(scope, receive, send)
+            finally:
+                pipeline.in_flight -= 1
             return
         try:
             await self.router(scope, receive, send)

@@ -79,3 +79,56 @@ def test_sigkill_loses_no_acknowledged_record(data_dir: Path) -> None:
     missing = set(acknowledged) - present
     assert not missing, sorted(missing)[:10]
     assert len(acknowledged) > 30
+
+
+def _crashed_log(data_dir: Path) -> Path:
+    """A log whose writer died without closing: the segment still has its zeros."""
+    log = AuditLog(data_dir, AuditConfig(durability="strict"))
+    log.start()
+    for i in range(6):
+        log.submit(request(i)).result()
+    path = list_segments(data_dir / "audit")[-1][1]
+    log._thread = None  # noqa: SLF001 - simulate the crash: no stop event, no cut-back
+    log._release()  # noqa: SLF001
+    return path
+
+
+def test_preallocated_zeros_after_a_crash_are_the_end(data_dir: Path) -> None:
+    path = _crashed_log(data_dir)
+    assert path.stat().st_size > 4096
+    assert verify(data_dir).ok
+    log = AuditLog(data_dir, SMALL)
+    log.start()
+    log.submit(request(100)).result()
+    log.close()
+    assert not log.recovery_notes  # nothing was torn
+    report = verify(data_dir)
+    assert report.ok and report.records == 10, report.problems  # start, 6, start, 1, stop
+
+
+def test_a_torn_frame_in_the_zeros_is_cut(data_dir: Path) -> None:
+    """A crash mid-write leaves part of a frame, then the zeros: torn, cut at start."""
+    path = _crashed_log(data_dir)
+    from appliance.audit.segments import Tail, scan
+
+    data = bytearray(path.read_bytes())
+    tail: list[Tail] = []
+    list(scan(bytes(data), tail))
+    end = tail[0].offset
+    data[end:end + 44] = (500).to_bytes(4, "big") + b"\x17" * 40  # half a frame, then zeros
+    path.write_bytes(bytes(data))
+    log = AuditLog(data_dir, SMALL)
+    log.start()
+    log.submit(request(100)).result()
+    log.close()
+    assert [n.get("problem") for n in log.recovery_notes] == ["frame checksum mismatch"]
+    assert verify(data_dir).ok
+
+
+def test_data_after_the_zeros_is_damage_not_a_torn_tail(data_dir: Path) -> None:
+    path = _crashed_log(data_dir)
+    data = bytearray(path.read_bytes())
+    data[-100:-60] = b"\x17" * 40  # something written far past the last record
+    path.write_bytes(bytes(data))
+    report = verify(data_dir)
+    assert not report.ok and "corrupt" in (report.first_problem or "")

@@ -127,3 +127,93 @@ def test_a_waiter_that_gives_up_does_not_break_the_writer(data_dir: Path) -> Non
     assert last == 52  # start + 50 + this one: the cancelled ones were written too
     report = verify(data_dir)
     assert report.ok and report.records == 53
+
+
+def test_a_lone_request_is_flushed_on_its_own_thread(data_dir: Path) -> None:
+    """``alone=True`` with an idle writer: written and flushed before ``append`` returns,
+    without the writer thread (one flush per record, as strict mode asks)."""
+    log = AuditLog(data_dir, AuditConfig(durability="strict", checkpoint_every_records=5))
+    log.start()
+
+    async def main() -> list[int]:
+        await asyncio.sleep(0.05)  # the start event has gone through the thread
+        before = log.fsyncs
+        seqs = []
+        for i in range(12):
+            seqs.append(await log.append(request(i), alone=True))
+            # durable on return: the flush count moved with it
+            assert log.fsyncs >= before + len(seqs)
+        return seqs
+
+    try:
+        seqs = asyncio.run(main())
+    finally:
+        log.close()
+    assert seqs == list(range(2, 14))
+    report = verify(data_dir)
+    assert report.ok, report.problems
+    assert report.records == 14 and report.checkpoints >= 2  # checkpoints due inline too
+
+
+def test_inline_and_thread_writers_take_turns(data_dir: Path) -> None:
+    """Lone appends, queued appends and records submitted from other threads, all at once:
+    every record gets its own sequence number and the chain stays intact across segments."""
+    import threading
+
+    config = AuditConfig(durability="strict", segment_max_bytes=8192,
+                         checkpoint_every_records=7)
+    log = AuditLog(data_dir, config)
+    log.start()
+    submitted: list[int] = []
+
+    def from_a_thread() -> None:
+        submitted.extend(log.submit(request(10_000 + i)).result() for i in range(60))
+
+    async def writer(n: int) -> list[int]:
+        return [await log.append(request(n * 100 + i), alone=(i + n) % 2 == 0)
+                for i in range(30)]
+
+    async def main() -> list[list[int]]:
+        return await asyncio.gather(*(writer(n) for n in range(8)))
+
+    threads = [threading.Thread(target=from_a_thread) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        seqs = [s for chunk in asyncio.run(main()) for s in chunk]
+    finally:
+        for thread in threads:
+            thread.join()
+        log.close()
+    everything = sorted(seqs + submitted)
+    assert len(set(everything)) == len(everything) == 8 * 30 + 120
+    assert len(list_segments(data_dir / "audit")) >= 3
+    report = verify(data_dir)
+    assert report.ok, report.problems
+    assert report.records == len(everything) + 2  # start and stop
+
+
+def test_segments_are_preallocated_and_cut_back(data_dir: Path) -> None:
+    """The segment being written runs ahead of its records in zeros; a clean close, and
+    every rotation, cuts the file back to its last record."""
+    from appliance.audit.segments import Tail, scan
+    from appliance.audit.writer import PREALLOCATE_BYTES
+
+    log = AuditLog(data_dir, AuditConfig(durability="strict"))
+    log.start()
+    try:
+        for i in range(5):
+            log.submit(request(i)).result()
+        path = list_segments(data_dir / "audit")[-1][1]
+        data = path.read_bytes()
+        assert len(data) >= PREALLOCATE_BYTES  # zeros ahead of the records
+        tail: list[Tail] = []
+        assert len(list(scan(data, tail))) == 6
+        assert tail[0].kind == "clean" and data[tail[0].offset:].count(0) == \
+            len(data) - tail[0].offset
+        assert verify(data_dir).ok  # while the daemon writes, zeros and all
+    finally:
+        log.close()
+    data = path.read_bytes()
+    tail = []
+    assert len(list(scan(data, tail))) == 7 and tail[0].offset == len(data)
