@@ -238,24 +238,27 @@ class HTTPProvider(Provider):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         self.check_supported(request)
         state = StreamState(estimate_usage(request))
-        lines = self.transport.stream(self.build_request(request, stream=True))
+        batches = self.transport.stream_batches(self.build_request(request, stream=True))
         try:
-            async for line in lines:
-                if not line.startswith("data:"):
-                    continue  # event names, comments and keep-alives carry nothing we need
-                try:
-                    text = self.parse_stream_event(line[5:].strip(), state)
-                except _PARSE_ERRORS as exc:
-                    raise malformed(self.name) from exc
-                if text:
-                    yield Delta(text, None, Usage(state.usage.prompt_tokens,
-                                                  state.usage.completion_tokens))
+            async for batch in batches:
+                for line in batch:
+                    if not line.startswith("data:"):
+                        continue  # event names, comments and keep-alives carry nothing
+                    try:
+                        text = self.parse_stream_event(line[5:].strip(), state)
+                    except _PARSE_ERRORS as exc:
+                        raise malformed(self.name) from exc
+                    if text:
+                        yield Delta(text, None, Usage(state.usage.prompt_tokens,
+                                                      state.usage.completion_tokens))
+                    if state.done:
+                        break
                 if state.done:
                     break
         except UpstreamStatus as exc:
             raise self._status_error(exc) from exc
         finally:
-            await lines.aclose()
+            await batches.aclose()
         if state.finish_reason is None:
             raise UpstreamError(f"Provider '{self.name}' ended the stream before it was "
                                 "complete.", code="upstream_stream_cut")

@@ -71,11 +71,21 @@ class Response:
                 raise self.error
             await self._wait()
 
+    def _take(self) -> bytes:
+        """Every body chunk received so far, as one: a stream's events often come one to a
+        chunk, several chunks to a read, and the reader splits lines once per read."""
+        chunks = self._chunks
+        if len(chunks) == 1:
+            return chunks.popleft()
+        data = b"".join(chunks)
+        chunks.clear()
+        return data
+
     def read_nowait(self) -> bytes | None:
-        """The next body chunk if one is here, ``b""`` at the end, None if it must be
-        waited for."""
+        """The body received so far if any, ``b""`` at the end, None if it must be waited
+        for."""
         if self._chunks:
-            return self._chunks.popleft()
+            return self._take()
         if self.complete:
             return b""
         if self.error is not None:
@@ -83,14 +93,14 @@ class Response:
         return None
 
     async def read(self) -> bytes:
-        """The next body chunk; ``b""`` once the body is complete."""
+        """The body received so far, once there is some; ``b""`` once it is complete."""
         while not self._chunks:
             if self.complete:
                 return b""
             if self.error is not None:
                 raise self.error
             await self._wait()
-        return self._chunks.popleft()
+        return self._take()
 
     # fed by the connection's parser -----------------------------------------------------
 

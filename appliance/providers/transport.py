@@ -220,11 +220,19 @@ class Transport:
     def stream(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
         """The answer's lines as they arrive (SSE). Closing the iterator closes the
         connection, which is how a client's disconnect stops the upstream's work."""
+        if self._lean or self._direct:
+            return _lines(self.stream_batches(request))
+        return self._stream_httpx(request)
+
+    def stream_batches(self, request: UpstreamRequest) -> AsyncGenerator[list[str], None]:
+        """``stream``, a list of lines at a time: those that arrived in one read. A stream's
+        tokens often come several to a read, and each step through an async generator
+        costs about a microsecond; providers take the lines this way."""
         if self._lean:
             return self._stream_http1(request)
         if self._direct:
             return self._stream_aiohttp(request)
-        return self._stream_httpx(request)
+        return _batches(self._stream_httpx(request))
 
     # -- http1, the lean client -------------------------------------------------------------
 
@@ -318,7 +326,8 @@ class Transport:
             raise UpstreamStatus(answer)
         return answer
 
-    async def _stream_http1(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
+    async def _stream_http1(self, request: UpstreamRequest
+                            ) -> AsyncGenerator[list[str], None]:
         deadline = _Deadline(self.timeouts.total)
         held: tuple[http1.Pool, http1.Connection] | None = None
         try:
@@ -342,10 +351,10 @@ class Transport:
                         break
                     seconds, what = self.timeouts.between_chunks, "between chunks"
                     lines, rest = _split_lines(rest + chunk if rest else chunk)
-                    for line in lines:
-                        yield line.decode("utf-8", "replace")
+                    if lines:
+                        yield [line.decode("utf-8", "replace") for line in lines]
                 if rest.removesuffix(b"\r"):
-                    yield rest.removesuffix(b"\r").decode("utf-8", "replace")
+                    yield [rest.removesuffix(b"\r").decode("utf-8", "replace")]
         except (TimeoutError, OSError, http1.ConnectTimeout, http1.ConnectionLost) as exc:
             raise self._map_http1(exc, deadline) from exc
         finally:
@@ -428,7 +437,8 @@ class Transport:
             raise UpstreamStatus(answer)
         return answer
 
-    async def _stream_aiohttp(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
+    async def _stream_aiohttp(self, request: UpstreamRequest
+                              ) -> AsyncGenerator[list[str], None]:
         deadline = _Deadline(self.timeouts.total)
         response: aiohttp.ClientResponse | None = None
         try:
@@ -449,10 +459,10 @@ class Transport:
                         break
                     seconds, what = self.timeouts.between_chunks, "between chunks"
                     lines, rest = _split_lines(rest + chunk if rest else chunk)
-                    for line in lines:
-                        yield line.decode("utf-8", "replace")
+                    if lines:
+                        yield [line.decode("utf-8", "replace") for line in lines]
                 if rest.removesuffix(b"\r"):
-                    yield rest.removesuffix(b"\r").decode("utf-8", "replace")
+                    yield [rest.removesuffix(b"\r").decode("utf-8", "replace")]
         except TimeoutError as exc:
             if deadline.clock.expired():
                 raise deadline.error(self.provider) from exc
@@ -557,6 +567,23 @@ class Transport:
                     return
                 limit, what = self.timeouts.between_chunks, "between chunks"
                 yield line
+
+
+async def _lines(batches: AsyncGenerator[list[str], None]) -> AsyncGenerator[str, None]:
+    try:
+        async for batch in batches:
+            for line in batch:
+                yield line
+    finally:
+        await batches.aclose()
+
+
+async def _batches(lines: AsyncGenerator[str, None]) -> AsyncGenerator[list[str], None]:
+    try:
+        async for line in lines:
+            yield [line]
+    finally:
+        await lines.aclose()
 
 
 def mock_transport(handler: Any, *, provider: str = "mock", base_url: str = "http://mock",

@@ -165,6 +165,33 @@ def test_stream_yields_lines_as_they_come_and_closing_early_drops_the_connection
     asyncio.run(main())
 
 
+def test_chunks_that_arrive_together_come_out_as_one_batch_of_lines() -> None:
+    """An upstream that sends each event as its own HTTP chunk, all in one write: one read
+    takes them all (``stream_batches`` gives their lines in one list), split once."""
+    events = [b"data: %d\n\n" % i for i in range(12)]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
+
+    def answer(_: bytes) -> list[bytes]:
+        return [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunked
+                + b"0\r\n\r\n"]
+
+    async def main() -> None:
+        server = Server(answer)
+        listener, base = await _serve(server)
+        transport = _transport(base)
+        try:
+            batches = [batch async for batch in transport.stream_batches(REQUEST)]
+            assert len(batches) == 1
+            assert batches[0] == [line for i in range(12) for line in (f"data: {i}", "")]
+            lines = [line async for line in transport.stream(REQUEST)]
+            assert lines == batches[0]
+        finally:
+            await transport.aclose()
+            listener.close()
+
+    asyncio.run(main())
+
+
 def test_failures_map_onto_the_error_tree() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
