@@ -1,7 +1,7 @@
 """Gateway overhead: what the appliance adds to each request, against a fast mock upstream.
 
     .venv/bin/python bench/gateway_overhead.py [--duration 5] [--warmup 2] [--connections 1 32]
-        [--with-litellm] [--json FILE]
+        [--with-litellm] [--audit strict|relaxed] [--json FILE]
 
 Load generator: ``wrk`` (Debian package ``wrk``: ``apt-get install -y wrk``) with
 ``bench/wrk_post.lua``, which POSTs a fixed body and checks every answer (status 200 and, in
@@ -17,7 +17,8 @@ Rows, for a non-streaming chat request and a streaming one (``stream_options.inc
   department / app, classification (the prompt is public, so the zone policy lets it reach
   the "cloud" provider), limits (rpm/tpm on the key, budgets on tenant and department, all
   set far too high to refuse), the usage ledger (the model has a price) and the audit log in
-  strict durability (each answer waits for its record's fdatasync);
+  strict durability (each answer waits for its record's fdatasync; ``--audit relaxed`` for the
+  other mode, where records are flushed every 200 ms);
 - litellm (``--with-litellm``): LiteLLM's proxy 1.106.2, one worker, installed into
   ``.cache/litellm-venv`` on first use (a large install; if it fails the bench says so and
   goes on without it).
@@ -142,7 +143,7 @@ def http_json(method: str, url: str, key: str, body: Any = None) -> tuple[int, d
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
-def appliance_config(upstream: str) -> str:
+def appliance_config(upstream: str, durability: str = "strict") -> str:
     return f"""
 [local]
 embedding_model = ""
@@ -157,18 +158,19 @@ credential = "env:BENCH_UPSTREAM_KEY"
 input = 150000
 output = 600000
 [audit]
-durability = "strict"
+durability = "{durability}"
 """
 
 
 @contextlib.contextmanager
-def appliance(upstream: str, models: Path, workdir: Path) -> Iterator[Target]:
+def appliance(upstream: str, models: Path, workdir: Path, durability: str = "strict"
+              ) -> Iterator[Target]:
     """``appliance serve`` on core 0 with a fresh data dir and a client key whose limits are
     set far too high to refuse; yields the target."""
     data_dir = workdir / "appliance-data"
     link_tree(models, data_dir / "models")
     config = workdir / "appliance.toml"
-    config.write_text(appliance_config(upstream), encoding="utf-8")
+    config.write_text(appliance_config(upstream, durability), encoding="utf-8")
     log_path = workdir / "appliance.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
@@ -454,7 +456,8 @@ def report(info: dict[str, Any], rows: list[Row]) -> None:
     print(f"request: POST /v1/chat/completions {json.dumps(KINDS['chat'][0])}")
     print("  stream rows add \"stream\": true, \"stream_options\": {\"include_usage\": true}")
     print("appliance: client key under tenant/department/app, classification, limits "
-          "(rpm/tpm/budgets, never refusing),\n  usage ledger, audit (strict durability)\n")
+          "(rpm/tpm/budgets, never refusing),\n  usage ledger, audit "
+          f"({info['audit_durability']} durability)\n")
     head = (f"{'kind':7}{'conns':>6} {'target':10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
             f"{'+p50 ms':>9}{'+p99 ms':>9}{'rps ratio':>10}{'cpu us/req':>11}{'checked':>9}")
     print(head)
@@ -492,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"{LITELLM_VENV.relative_to(REPO)} on first use)")
     parser.add_argument("--models-dir", type=Path, default=default_models_dir(),
                         help="installed models tree, hard-linked into the daemon's data dir")
+    parser.add_argument("--audit", choices=["strict", "relaxed"], default="strict",
+                        help="the appliance's audit durability (strict, the default: each "
+                             "answer waits for its record's fdatasync)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     args = parser.parse_args(argv)
 
@@ -522,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
         upstream = direct.url.removesuffix("/v1/chat/completions")
         targets = [direct]
         print("gateway_overhead: starting the appliance...", file=sys.stderr)
-        targets.append(stack.enter_context(appliance(upstream, args.models_dir, tmp)))
+        targets.append(stack.enter_context(appliance(upstream, args.models_dir, tmp,
+                                                     args.audit)))
         if litellm_version:
             print("gateway_overhead: starting LiteLLM...", file=sys.stderr)
             try:
@@ -546,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = {"versions": versions(litellm_version), "cpu": cpu_name(), "cores": os.cpu_count(),
             "kernel": platform.release(), "duration_s": args.duration,
-            "warmup_s": args.warmup, "gateway_cpu": GATEWAY_CPU, "load_cpu": LOAD_CPU,
+            "warmup_s": args.warmup, "audit_durability": args.audit, "gateway_cpu": GATEWAY_CPU, "load_cpu": LOAD_CPU,
             "wrk_threads": 1, "requests": {k: v[0] for k, v in KINDS.items()}}
     report(info, rows)
     if args.json:
