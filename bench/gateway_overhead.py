@@ -41,6 +41,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -389,6 +390,25 @@ def run_wrk(target: Target, kind: str, connections: int, duration: float,
     return done.stdout + done.stderr, done.returncode
 
 
+def merge(rounds: list[Row]) -> Row:
+    """One row from the same row measured in several rounds: the median of each figure
+    (the box is shared and its speed drifts between runs), requests and checks summed."""
+    first = rounds[0]
+    row = Row(first.target, first.kind, first.connections, first.duration_s)
+    good = [r for r in rounds if r.ok]
+    row.errors = [e for r in rounds for e in r.errors]
+    row.requests = sum(r.requests for r in rounds)
+    row.checked = sum(r.checked for r in rounds)
+    if good:
+        row.rps = statistics.median(r.rps for r in good)
+        row.p50_ms = statistics.median(r.p50_ms for r in good)
+        row.p99_ms = statistics.median(r.p99_ms for r in good)
+        cpus = [r.gateway_cpu_us_per_request for r in good
+                if r.gateway_cpu_us_per_request is not None]
+        row.gateway_cpu_us_per_request = statistics.median(cpus) if cpus else None
+    return row
+
+
 def measure(target: Target, kind: str, connections: int, duration: float, warmup: float,
             body_file: Path) -> Row:
     row = Row(target.name, kind, connections, duration)
@@ -478,6 +498,15 @@ def report(info: dict[str, Any], rows: list[Row]) -> None:
             extra = f"{'':9}{'':9}{'':10}"
         print(f"{lead}{row.rps:9.0f}{row.p50_ms:9.2f}{row.p99_ms:9.2f}{extra}{cpu}"
               f"{row.checked:9d}")
+    peers = {(r.kind, r.connections): r for r in rows if r.target == "litellm" and r.ok}
+    for row in rows:
+        peer = peers.get((row.kind, row.connections))
+        if row.target == "appliance" and row.ok and peer is not None:
+            print(f"{row.kind} at {row.connections} connection(s): the appliance does "
+                  f"{row.rps / peer.rps:.1f}x LiteLLM's requests/s")
+    if info.get("rounds", 1) > 1:
+        print(f"figures: medians of {info['rounds']} rounds (the rows of a round run one after "
+              "another, rounds in turn)")
     print("\n+p50/+p99: through - direct (added latency). rps ratio: through / direct. "
           "cpu us/req: the gateway\nprocess tree's CPU time per request (utime+stime; direct "
           "rows: the mock's). checked: answers the\nLua script checked (status 200 and body "
@@ -498,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audit", choices=["strict", "relaxed"], default="strict",
                         help="the appliance's audit durability (strict, the default: each "
                              "answer waits for its record's fdatasync)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every row this many times, in turn, and report medians")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     args = parser.parse_args(argv)
 
@@ -543,17 +574,21 @@ def main(argv: list[str] | None = None) -> int:
         for kind, (body, _) in KINDS.items():
             bodies[kind] = tmp / f"{kind}.json"
             bodies[kind].write_text(json.dumps(body))
-        for kind in args.kinds:
-            for connections in args.connections:
-                for target in targets:
-                    print(f"  {kind}, {connections} connection(s), {target.name}...",
-                          file=sys.stderr)
-                    rows.append(measure(target, kind, connections, args.duration,
-                                        args.warmup, bodies[kind]))
+        measured: dict[tuple[str, int, str], list[Row]] = {}
+        for round_number in range(args.rounds):
+            for kind in args.kinds:
+                for connections in args.connections:
+                    for target in targets:
+                        print(f"  round {round_number + 1}/{args.rounds}: {kind}, "
+                              f"{connections} connection(s), {target.name}...", file=sys.stderr)
+                        measured.setdefault((kind, connections, target.name), []).append(
+                            measure(target, kind, connections, args.duration, args.warmup,
+                                    bodies[kind]))
+        rows = [merge(rounds) for rounds in measured.values()]
 
     info = {"versions": versions(litellm_version), "cpu": cpu_name(), "cores": os.cpu_count(),
             "kernel": platform.release(), "duration_s": args.duration,
-            "warmup_s": args.warmup, "audit_durability": args.audit, "gateway_cpu": GATEWAY_CPU, "load_cpu": LOAD_CPU,
+            "warmup_s": args.warmup, "audit_durability": args.audit, "rounds": args.rounds, "gateway_cpu": GATEWAY_CPU, "load_cpu": LOAD_CPU,
             "wrk_threads": 1, "requests": {k: v[0] for k, v in KINDS.items()}}
     report(info, rows)
     if args.json:
