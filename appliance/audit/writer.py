@@ -264,6 +264,9 @@ class AuditLog:
                 raise AuditUnavailable("the audit log is not accepting records") \
                     from self._failed
             self._busy = True
+        # Nothing was waiting to be flushed or checkpointed: the thread sleeps without a
+        # deadline, and must be told of the one this record brings (relaxed flush, checkpoint).
+        idle = not self._unsynced and not self._since_checkpoint
         try:
             seq = self._write_records([payload])
             self._periodic(force=False)  # a checkpoint due after this record
@@ -273,7 +276,7 @@ class AuditLog:
         finally:
             with self._cond:
                 self._busy = False
-                if self._queue or self._closing:  # else the idle thread sleeps on
+                if self._queue or self._closing or idle:  # else the thread sleeps on
                     self._cond.notify()
         return seq
 

@@ -217,3 +217,30 @@ def test_segments_are_preallocated_and_cut_back(data_dir: Path) -> None:
     data = path.read_bytes()
     tail = []
     assert len(list(scan(data, tail))) == 7 and tail[0].offset == len(data)
+
+
+def test_lone_records_are_still_flushed_and_checkpointed_on_time(data_dir: Path) -> None:
+    """A record written on the caller's thread tells the sleeping writer thread of the
+    deadlines it brings: relaxed mode's flush interval and the checkpoint interval."""
+    import time
+
+    log = AuditLog(data_dir, AuditConfig(durability="relaxed", fsync_interval_ms=50,
+                                         checkpoint_every_seconds=0.2))
+    log.start()
+    try:
+        time.sleep(0.4)  # the start event flushed and checkpointed: the thread sleeps
+
+        async def two() -> None:
+            await log.append(request(1), alone=True)  # flushes and checkpoints what is due
+            await log.append(request(2), alone=True)  # due later: the thread's to do
+
+        asyncio.run(two())
+        fsyncs, checkpoints = log.fsyncs, log.checkpoints_written
+        deadline = time.monotonic() + 5
+        while (log.fsyncs == fsyncs or log.checkpoints_written == checkpoints) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert log.fsyncs > fsyncs and log.checkpoints_written > checkpoints
+    finally:
+        log.close()
+    assert verify(data_dir).ok
