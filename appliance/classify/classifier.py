@@ -6,10 +6,20 @@ The rules, in order:
    health, or that carries a record/plan number, make it ``restricted``;
 3. a declared classification (header or app default) can raise the result, never lower it.
 A conversation is one context: a diagnosis in message 1 and a name in message 3 are PHI.
+
+Chat clients send the whole conversation with every turn, so without care a conversation of n
+turns is classified n times over. ``classify_messages`` keeps what it found in each message of
+at least ``_CACHE_MIN_CHARS`` characters (its findings, and whether it speaks of health) under
+a keyed hash of the message, so a turn costs the classification of its new messages only. The
+cache holds digests and spans, never text; it is bounded, oldest out first, and belongs to one
+``Classifier`` (a new config builds a new one). The result for a text depends on the text and
+the config alone, so a hit is exactly what classifying again would give.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -58,6 +68,11 @@ class ConversationClassification:
         return max(self.sensitivity, Sensitivity.parse(declared))
 
 
+#: Shorter messages are classified afresh each time: it costs about what hashing them does.
+_CACHE_MIN_CHARS = 256
+#: Messages remembered per classifier (digests and spans: a few hundred bytes each).
+CACHE_ENTRIES = 4096
+
 #: The result for a text with no finding (immutable, so one object serves every call).
 _NOTHING = Classification(Sensitivity.PUBLIC, ())
 _NOTHING_SAID = ConversationClassification(Sensitivity.PUBLIC, ())
@@ -88,8 +103,13 @@ class Classifier:
     """Built once per process from the config (patterns are compiled here, not at import);
     ``classify`` is thread-safe and holds no state between calls."""
 
-    def __init__(self, config: ClassifyConfig | None = None) -> None:
+    def __init__(self, config: ClassifyConfig | None = None,
+                 cache_entries: int = CACHE_ENTRIES) -> None:
         self.config = config or ClassifyConfig()
+        #: keyed digest of a message -> (its findings, whether it speaks of health)
+        self._cache: dict[bytes, tuple[tuple[Finding, ...], bool]] = {}
+        self._cache_entries = cache_entries
+        self._cache_key = os.urandom(16)
         self._enabled = self.config.enabled_types()
         detectors = build_detectors(self.config)
         #: None when every type a detector may report is enabled (no filtering needed)
@@ -137,14 +157,35 @@ class Classifier:
     def classify_messages(self, texts: Sequence[str]) -> ConversationClassification:
         """One context for all ``texts`` (the messages of one request), spans per text."""
         pairs: list[tuple[int, Finding]] = []
-        vocabulary = self._vocabulary
-        scans = [Scan.of(text, vocabulary) for text in texts]
-        for index, scan in enumerate(scans):
-            findings = self._findings(scan)
+        health = False
+        for index, text in enumerate(texts):
+            findings, speaks_of_health = self._message(text)
             if findings:
                 pairs.extend([(index, f) for f in findings])
+            health = health or speaks_of_health
         if not pairs:
             return _NOTHING_SAID  # most conversations: no level to weigh
-        health = any(has_health_context(scan) for scan in scans)
         return ConversationClassification(self._level([f for _, f in pairs], health),
                                           tuple(pairs))
+
+    def _message(self, text: str) -> tuple[tuple[Finding, ...], bool]:
+        """The findings in one message and whether it speaks of health, from the cache when
+        the message is long enough to be kept there (see the module docstring)."""
+        key = None
+        if self._cache_entries and len(text) >= _CACHE_MIN_CHARS:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16,
+                                  key=self._cache_key).digest()
+            known = self._cache.get(key)
+            if known is not None:
+                return known
+        scan = Scan.of(text, self._vocabulary)
+        found = (tuple(self._findings(scan)), has_health_context(scan))
+        if key is not None:
+            cache = self._cache
+            if len(cache) >= self._cache_entries:
+                try:
+                    del cache[next(iter(cache))]  # the oldest
+                except (KeyError, RuntimeError, StopIteration):
+                    pass  # another thread got there first: nothing to do
+            cache[key] = found
+        return found
