@@ -68,8 +68,19 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     #: The HTTP client towards this upstream: ``http1``, the appliance's lean keep-alive
     #: HTTP/1.1 client on httptools (the default: about half aiohttp's CPU per call), or
     #: ``aiohttp``'s client (the previous default, a fallback should an upstream need it).
-    #: Both connect directly: neither reads ``HTTPS_PROXY``.
+    #: Neither reads ``HTTPS_PROXY`` from the environment: a proxy is set here, in ``proxy``.
     transport: Literal["http1", "aiohttp"] = "http1"
+    #: A forward proxy to reach this upstream through, ``http://host:port`` (a hospital's
+    #: egress proxy): https upstreams through a CONNECT tunnel, so the proxy sees the host
+    #: name and nothing of the request. Such a provider is reached with aiohttp's client.
+    proxy: str = ""
+    #: ``user:password`` for the proxy (Basic ``Proxy-Authorization``), from where
+    #: ``credential`` takes its values; never written in the config itself.
+    proxy_credential: CredentialRef | None = None
+    #: A PEM file of the certificate authorities to trust for this upstream instead of the
+    #: system's (a proxy that inspects TLS signs with its own CA; a site server with a
+    #: private one).
+    ca_file: str = ""
 
     def __post_init__(self) -> None:
         for name, value in self.extra_headers.items():
@@ -93,6 +104,15 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise ValueError("`base_url`: openai_compatible needs the server's URL")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise ValueError("`base_url` must start with http:// or https://")
+        if self.proxy:
+            scheme, _, rest = self.proxy.partition("://")
+            if scheme != "http" or not rest.strip("/"):
+                raise ValueError("`proxy` must be an http:// URL (http://proxy.lan:3128)")
+            if "@" in rest:
+                raise ValueError("`proxy` must not hold a user or password: put them in a "
+                                 "credential named by `proxy_credential`")
+        if self.proxy_credential and not self.proxy:
+            raise ValueError("`proxy_credential` needs a `proxy`")
         if self.timeouts.total < self.timeouts.first_byte:
             raise ValueError("`timeouts.total` must be at least `timeouts.first_byte`")
 

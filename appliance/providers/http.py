@@ -176,7 +176,8 @@ class HTTPProvider(Provider):
     unsupported: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: ProviderConfig, secret: Secret | None = None,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, proxy_secret: Secret | None = None
+                 ) -> None:
         self.config = config
         self.name = config.name
         self.zone: Zone = config.zone
@@ -185,7 +186,8 @@ class HTTPProvider(Provider):
             headers = {**config.extra_headers, **self.auth_headers()}
             transport = Transport(config.name, config.base_url or self.default_base_url,
                                   config.timeouts, config.max_connections, headers,
-                                  backend=config.transport)
+                                  backend=config.transport, proxy=config.proxy or None,
+                                  proxy_auth=proxy_secret, ca_file=config.ca_file or None)
         self.transport = transport
 
     # -- the hooks a provider module fills in (pure: data in, data out) --------------------

@@ -218,7 +218,7 @@ class Pool:
     """Keep-alive connections to one origin, at most ``limit`` open at once."""
 
     def __init__(self, scheme: str, host: str, port: int, limit: int,
-                 connect_timeout: float) -> None:
+                 connect_timeout: float, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host, self.port = host, port
         self.tls = scheme == "https"
         self.limit = limit
@@ -226,7 +226,8 @@ class Pool:
         self._idle: list[Connection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._ssl: ssl.SSLContext | None = None
+        #: TLS: the caller's context (its own CAs), else the system's made on first connect
+        self._ssl: ssl.SSLContext | None = ssl_context
         self._closed = False
 
     async def acquire(self) -> Connection:

@@ -7,6 +7,7 @@ with a message naming the provider and the reference instead of failing the firs
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 from appliance.config import ConfigError
@@ -34,7 +35,15 @@ def build_provider(config: ProviderConfig, *, environ: Mapping[str, str] | None 
     """The provider ``config`` describes, its credential resolved. Opens no connection."""
     secret = (resolve_credential(config.name, config.credential, environ)
               if config.credential else None)
-    return PROVIDER_KINDS[config.kind](config, secret, transport)
+    proxy_secret = (resolve_credential(config.name, config.proxy_credential, environ)
+                    if config.proxy_credential else None)
+    if proxy_secret is not None and ":" not in proxy_secret.reveal():
+        raise ConfigError(f"provider {config.name!r}: proxy_credential "
+                          f"{config.proxy_credential!r} must hold user:password")
+    if config.ca_file and not os.path.isfile(config.ca_file):
+        raise ConfigError(f"provider {config.name!r}: ca_file {config.ca_file!r} is not a "
+                          "readable file")
+    return PROVIDER_KINDS[config.kind](config, secret, transport, proxy_secret)
 
 
 def build_providers(configs: Sequence[ProviderConfig], *,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,6 +45,7 @@ from yarl import URL
 from appliance.errors import UpstreamError, UpstreamTimeout
 from appliance.providers import http1
 from appliance.providers.config import TimeoutsConfig
+from appliance.providers.credentials import Secret
 
 Backend = Literal["http1", "aiohttp", "httpx-aiohttp", "httpx"]
 
@@ -121,6 +123,14 @@ def map_transport_error(provider: str, exc: httpx.TransportError) -> UpstreamErr
 def map_aiohttp_error(provider: str, exc: OSError | aiohttp.ClientError) -> UpstreamError:
     """aiohttp's errors into the tree, as ``map_transport_error`` does for httpx's: a refused
     or unresolvable host, the library's own (connect) timeout, anything else on the wire."""
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return UpstreamError(f"Provider '{provider}' cannot be reached: its proxy does not "
+                             "answer.", code="upstream_unreachable")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        why = (" (Proxy Authentication Required: check proxy_credential)"
+               if exc.status == 407 else "")
+        return UpstreamError(f"Provider '{provider}': its proxy refused the connection with "
+                             f"HTTP {exc.status}{why}.", code="upstream_proxy_refused")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return _unreachable(provider)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -179,7 +189,9 @@ class Transport:
     def __init__(self, provider: str, base_url: str, timeouts: TimeoutsConfig,
                  max_connections: int = 64, headers: Mapping[str, str] | None = None, *,
                  backend: Backend = "http1",
-                 mock: httpx.AsyncBaseTransport | None = None) -> None:
+                 mock: httpx.AsyncBaseTransport | None = None,
+                 proxy: str | None = None, proxy_auth: Secret | None = None,
+                 ca_file: str | None = None) -> None:
         self.provider = provider
         self.base_url = base_url
         self.timeouts = timeouts
@@ -190,8 +202,14 @@ class Transport:
         self._client: httpx.AsyncClient | None = None
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], URL] = {}
-        self._direct = mock is None and backend == "aiohttp"
-        self._lean = mock is None and backend == "http1"
+        #: ``http://host:port`` of a forward proxy, and its ``user:password``
+        self.proxy = proxy
+        self._proxy_auth = proxy_auth
+        #: Verifies TLS upstreams against ``ca_file`` instead of the system's CAs.
+        self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        # The lean client connects directly; behind a proxy aiohttp's client speaks CONNECT.
+        self._direct = mock is None and (backend == "aiohttp" or proxy is not None)
+        self._lean = mock is None and not self._direct
         self._pools: dict[tuple[str, str, int], http1.Pool] = {}
         #: Lower-cased default headers, then JSON's, for the http1 backend.
         self._base_headers = {"user-agent": "appliance", "accept": "*/*",
@@ -241,7 +259,8 @@ class Transport:
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = http1.Pool(url.scheme, key[1], key[2],
-                                                 self.max_connections, self.timeouts.connect)
+                                                 self.max_connections, self.timeouts.connect,
+                                                 self._ssl)
         return pool
 
     async def _request_http1(self, request: UpstreamRequest, deadline: _Deadline
@@ -366,9 +385,13 @@ class Transport:
     def _open_session(self) -> aiohttp.ClientSession:
         """The session, created on first use: aiohttp sessions belong to a running loop."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
+                                             ssl=self._ssl if self._ssl is not None else True)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=self.headers,
+                # Behind a proxy the provider's headers go with each request instead: aiohttp
+                # builds its CONNECT from the session's headers and would hand the API key
+                # to the proxy as Proxy-Authorization.
+                connector=connector, headers=None if self.proxy else self.headers,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 # Only connect is left to the library; the other limits are _Deadline's.
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect))
@@ -400,8 +423,22 @@ class Transport:
             data = msgspec.json.encode(request.json)
             headers = {**_JSON_HEADERS, **request.headers} if request.headers else _JSON_HEADERS
         deadline.arm(self.timeouts.first_byte, "first byte")
-        return await session.request(request.method, self._url(request), data=data,
-                                     headers=headers, allow_redirects=False)
+        if self.proxy is None:
+            return await session.request(request.method, self._url(request), data=data,
+                                         headers=headers, allow_redirects=False)
+        url = self._url(request)
+        headers = {**self.headers, **(headers or {})}
+        proxy_headers = None
+        if self._proxy_auth is not None:
+            user, _, password = self._proxy_auth.reveal().partition(":")
+            auth = {"Proxy-Authorization": aiohttp.encode_basic_auth(user, password)}
+            if url.scheme == "https":  # on the CONNECT request, never inside the tunnel
+                proxy_headers = auth
+            else:  # a plain request is sent to the proxy itself
+                headers.update(auth)
+        return await session.request(request.method, url, data=data, headers=headers,
+                                     allow_redirects=False, proxy=self.proxy,
+                                     proxy_headers=proxy_headers)
 
     async def _read_aiohttp(self, response: aiohttp.ClientResponse,
                             deadline: _Deadline) -> bytes:
