@@ -112,6 +112,38 @@ def test_lookups_read_the_row_again_only_after_a_change(db: StateDB, store: KeyS
         db.conn.set_trace_callback(None)
 
 
+def test_the_database_is_asked_only_when_the_wal_moved(db: StateDB, store: KeyStore,
+                                                       app_id: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the WAL file keeps its time and size, lookups do not even ask SQLite whether
+    anything changed; a commit that left them alone (two in one clock tick) is still seen
+    within ``_RECHECK_S``."""
+    import os
+
+    import appliance.keys as keys
+
+    plaintext, key = store.create("k", app_id=app_id)
+    for _ in range(2):  # the first writes last_used_at, which the second checks
+        assert store.lookup(plaintext) is not None
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    try:
+        for _ in range(5):
+            assert store.lookup(plaintext) is not None
+        assert not [s for s in statements if "data_version" in s]
+    finally:
+        db.conn.set_trace_callback(None)
+    frozen = os.stat(f"{db.path}-wal")
+    monkeypatch.setattr(keys, "_stat", lambda path: frozen)  # the WAL looks unchanged
+    other = StateDB(db.path)
+    try:
+        KeyStore(other, b"\x00" * 32).revoke(key.id)
+    finally:
+        other.close()
+    time.sleep(keys._RECHECK_S + 0.02)  # noqa: SLF001
+    assert store.lookup(plaintext) is None
+
+
 def test_hash_depends_on_master_key(tmp_path: Path) -> None:
     data = DataDir(tmp_path / "data")
     data.create()
