@@ -67,6 +67,8 @@ def format_table(providers: list[dict[str, Any]]) -> str:
             lines.append(f"{left if index == 0 else ' ' * len(left)}  {model:<24} "
                          f"{_ms(ttft.get('ewma')):>12} {_ms(ttft.get('p95')):>11} "
                          f"{_rate(rate.get('ewma')):>10} {_rate(rate.get('p95')):>9}")
+        if item.get("proxy"):
+            lines.append(f"  {item['name']}: through the proxy {item['proxy']}")
         if circuit["reason"]:
             lines.append(f"  {item['name']}: {circuit['reason']}")
     return "\n".join(lines)

@@ -1,12 +1,15 @@
 """``GET /admin/v1/providers``: each provider's circuit and measured latency, for admin,
 operator and auditor keys (``appliance providers status`` prints it).
 
-    -> {"object": "list", "data": [{"name", "zone", "kind", "models", "circuit": {"state",
+    -> {"object": "list", "data": [{"name", "zone", "kind", "models", "transport", "proxy",
+        "circuit": {"state",
         "reason", "consecutive_failures", "trips", "open_until", "retry_in_seconds",
         "trials_in_flight"}, "latency": {MODEL: null | {"ttft_ms": {"ewma", "p50", "p95",
         "samples"}, "tokens_per_second": {...}}}}]}
 
-``open_until`` is a Unix time; both it and ``retry_in_seconds`` are null unless the circuit
+``transport`` is the HTTP client in use (``http1``, ``aiohttp``; ``local`` for the model served
+here), ``proxy`` the forward proxy the provider is reached through, or null. ``open_until`` is
+a Unix time; both it and ``retry_in_seconds`` are null unless the circuit
 is open. Latency is null for a model not measured yet.
 """
 
@@ -24,13 +27,17 @@ from appliance.http.responses import JSONResponse, openai_errors
 async def providers(request: Request) -> Response:
     require_role(request, READERS)
     runtime = runtime_of(request)
-    kinds = {config.name: config.kind for config in runtime.config.providers}
+    configs = {config.name: config for config in runtime.config.providers}
     health = runtime.router.health
     data = []
     for provider in runtime.router.providers:
         models = [model.id for model in provider.models()]
+        config = configs.get(provider.name)
+        transport = ("local" if config is None else "aiohttp" if config.proxy
+                     else config.transport)
         data.append({"name": provider.name, "zone": provider.zone,
-                     "kind": kinds.get(provider.name, "local"), "models": models,
+                     "kind": config.kind if config else "local", "models": models,
+                     "transport": transport, "proxy": (config.proxy or None) if config else None,
                      **health.describe(provider.name, models)})
     return JSONResponse({"object": "list", "data": data})
 

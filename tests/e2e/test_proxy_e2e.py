@@ -74,6 +74,13 @@ def test_cloud_requests_go_through_the_proxy(proxy: tuple[Proxy, int],
             site = client.chat.completions.create(model="site-llama", messages=PUBLIC,
                                                   max_tokens=5)
             assert site.choices[0].message.content
+            with server.client() as http:
+                listed = {item["name"]: item for item in http.get(
+                    "/admin/v1/providers").json()["data"]}
+            assert listed["openai"]["proxy"] == f"http://127.0.0.1:{port}"
+            assert listed["openai"]["transport"] == "aiohttp"
+            assert listed["vllm"]["proxy"] is None and listed["vllm"]["transport"] == "http1"
+            assert listed["local"]["transport"] == "local"
         finally:
             server.stop()
         log = server.output
