@@ -311,6 +311,8 @@ class AuditLog:
                         break
                     # busy: an inline write is under way; it notifies when it is done
                     self._cond.wait(timeout=min(max(timeout, 0.001), 3600.0))
+                if self._failed is not None:
+                    return  # a write failed inline: the state may be ahead of the disk
                 batch, self._queue = self._queue, []
                 closing = self._closing
                 self._busy = True

@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from appliance.audit import AuditConfig, AuditLog, RequestRecord, verify
 from appliance.audit.query import Filters, iter_records, search
 from appliance.audit.records import AdminEvent
@@ -247,3 +249,40 @@ def test_lone_records_are_still_flushed_and_checkpointed_on_time(data_dir: Path)
     finally:
         log.close()
     assert verify(data_dir).ok
+
+
+def test_a_failed_write_closes_the_log_on_either_path(data_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up: the request whose record could not be written fails, and so does
+    every later one (fail closed), whether the record went inline or through the thread; the
+    log still closes."""
+    import errno
+
+    import appliance.audit.writer as writer
+    from appliance.audit.writer import AuditUnavailable
+
+    log = AuditLog(data_dir, AuditConfig(durability="strict"))
+    log.start()
+    log.submit(request(0)).result()
+
+    def full(fd: int, data: object, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "pwrite", full)
+
+    async def main() -> None:
+        with pytest.raises(AuditUnavailable, match="No space left"):
+            await log.append(request(1), alone=True)
+        for alone in (True, False):
+            with pytest.raises(AuditUnavailable):
+                await log.append(request(2), alone=alone)
+
+    try:
+        asyncio.run(main())
+        with pytest.raises(AuditUnavailable):
+            log.submit(request(3))
+    finally:
+        monkeypatch.undo()
+        log.close()
+    report = verify(data_dir)
+    assert report.ok, report.problems  # what was written before stays intact
