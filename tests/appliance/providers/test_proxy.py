@@ -136,40 +136,35 @@ def test_https_upstream_through_a_connect_tunnel_with_its_own_ca(tmp_path: Path)
     asyncio.run(main())
 
 
-def test_without_the_ca_file_the_upstream_is_refused(tmp_path: Path) -> None:
-    _, context = _tls_upstream(tmp_path)
-
-    async def main() -> None:
-        up_listener, up_port = await _listen(Server(lambda _: _plain(200, b"{}")).handle,
-                                             context)
-        for backend in ("http1", "aiohttp"):
-            transport = Transport("p", f"https://localhost:{up_port}/v1", TimeoutsConfig(),
-                                  backend=backend)  # type: ignore[arg-type]
-            try:
-                with pytest.raises(UpstreamError):
-                    await transport.send(REQUEST)
-            finally:
-                await transport.aclose()
-        up_listener.close()
-
-    asyncio.run(main())
-
-
-def test_the_lean_client_trusts_the_ca_file_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["http1", "aiohttp"])
+def test_tls_upstreams_are_verified_against_the_ca_file(tmp_path: Path, backend: str) -> None:
+    """With ``ca_file`` the test CA's certificate is accepted; without it, the system's CAs
+    do not know that CA and the upstream is refused (never a silent plain connection)."""
     ca, context = _tls_upstream(tmp_path)
 
-    async def main() -> int:
-        up_listener, up_port = await _listen(Server(lambda _: _plain(200, b"{}")).handle,
-                                             context)
-        transport = Transport("p", f"https://localhost:{up_port}/v1", TimeoutsConfig(),
-                              ca_file=str(ca))
+    async def main(ca_file: str | None) -> int:
+        listener, port = await _listen(Server(lambda _: _plain(200, b"{}")).handle, context)
+        transport = Transport("p", f"https://localhost:{port}/v1", TimeoutsConfig(),
+                              backend=backend, ca_file=ca_file)  # type: ignore[arg-type]
         try:
             return (await transport.send(REQUEST)).status
         finally:
             await transport.aclose()
-            up_listener.close()
+            listener.close()
 
-    assert asyncio.run(main()) == 200
+    assert asyncio.run(main(str(ca))) == 200
+    with pytest.raises(UpstreamError):
+        asyncio.run(main(None))
+
+
+async def _refusal(transport: Transport) -> UpstreamError:
+    """The error one request through ``transport`` ends in (then the transport is closed)."""
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            await transport.send(REQUEST)
+    finally:
+        await transport.aclose()
+    return caught.value
 
 
 def test_proxy_credentials_and_a_refusing_proxy() -> None:
@@ -191,16 +186,12 @@ def test_proxy_credentials_and_a_refusing_proxy() -> None:
             assert proxy.requests[-1] == f"POST http://127.0.0.1:{up_port}/v1/chat/completions HTTP/1.1"
             assert upstream.requests[-1].startswith(b"POST /v1/chat/completions HTTP/1.1")
             assert b"proxy-authorization" not in upstream.requests[-1].lower()  # the proxy's
-            wrong = Transport("p", f"https://localhost:{up_port}/v1", TimeoutsConfig(),
-                              proxy=via, proxy_auth=Secret("alice:wrong"))
-            try:
-                with pytest.raises(UpstreamError) as caught:
-                    await wrong.send(REQUEST)
-            finally:
-                await wrong.aclose()
-            assert caught.value.code == "upstream_proxy_refused"
-            assert "407" in caught.value.message and "proxy_credential" in caught.value.message
-            assert "wrong" not in caught.value.message and "alice" not in caught.value.message
+            refused = await _refusal(Transport(
+                "p", f"https://localhost:{up_port}/v1", TimeoutsConfig(), proxy=via,
+                proxy_auth=Secret("alice:wrong")))
+            assert refused.code == "upstream_proxy_refused"
+            assert "407" in refused.message and "proxy_credential" in refused.message
+            assert "wrong" not in refused.message and "alice" not in refused.message
         finally:
             up_listener.close()
             proxy_listener.close()
@@ -213,15 +204,10 @@ def test_a_proxy_that_is_down_is_an_unreachable_upstream() -> None:
         listener, port = await _listen(Proxy().handle)
         listener.close()
         await listener.wait_closed()  # nothing listens there now
-        transport = Transport("p", "https://api.example/v1", TimeoutsConfig(connect=2),
-                              proxy=f"http://127.0.0.1:{port}")
-        try:
-            with pytest.raises(UpstreamError) as caught:
-                await transport.send(REQUEST)
-        finally:
-            await transport.aclose()
-        assert caught.value.code == "upstream_unreachable"
-        assert "proxy" in caught.value.message
+        refused = await _refusal(Transport("p", "https://api.example/v1",
+                                           TimeoutsConfig(connect=2),
+                                           proxy=f"http://127.0.0.1:{port}"))
+        assert refused.code == "upstream_unreachable" and "proxy" in refused.message
 
     asyncio.run(main())
 
