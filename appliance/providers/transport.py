@@ -183,6 +183,24 @@ def _split_lines(data: bytes) -> tuple[list[bytes], bytes]:
     return lines, rest
 
 
+class _Lines:
+    """A stream's complete lines as its chunks arrive, decoded, a batch per chunk."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self) -> None:
+        self.rest = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        lines, self.rest = _split_lines(self.rest + chunk if self.rest else chunk)
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def end(self) -> list[str]:
+        """The unterminated last line, if any."""
+        rest = self.rest.removesuffix(b"\r")
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
 class Transport:
     """A pooled HTTP client for one provider, enforcing the four timeouts."""
 
@@ -359,7 +377,7 @@ class Transport:
                                                           body))
                 deadline.disarm()
                 seconds, what = self.timeouts.first_byte, "first byte"
-                rest = b""
+                lines = _Lines()
                 while True:
                     chunk = response.read_nowait()
                     if chunk is None:
@@ -369,11 +387,10 @@ class Transport:
                     if not chunk:
                         break
                     seconds, what = self.timeouts.between_chunks, "between chunks"
-                    lines, rest = _split_lines(rest + chunk if rest else chunk)
-                    if lines:
-                        yield [line.decode("utf-8", "replace") for line in lines]
-                if rest.removesuffix(b"\r"):
-                    yield [rest.removesuffix(b"\r").decode("utf-8", "replace")]
+                    if batch := lines.feed(chunk):
+                        yield batch
+                if last := lines.end():
+                    yield last
         except (TimeoutError, OSError, http1.ConnectTimeout, http1.ConnectionLost) as exc:
             raise self._map_http1(exc, deadline) from exc
         finally:
@@ -487,7 +504,7 @@ class Transport:
                                                           body))
                 content = response.content
                 seconds, what = self.timeouts.first_byte, "first byte"
-                rest = b""
+                lines = _Lines()
                 while True:
                     deadline.arm(seconds, what)
                     chunk = await content.readany()
@@ -495,11 +512,10 @@ class Transport:
                     if not chunk:
                         break
                     seconds, what = self.timeouts.between_chunks, "between chunks"
-                    lines, rest = _split_lines(rest + chunk if rest else chunk)
-                    if lines:
-                        yield [line.decode("utf-8", "replace") for line in lines]
-                if rest.removesuffix(b"\r"):
-                    yield [rest.removesuffix(b"\r").decode("utf-8", "replace")]
+                    if batch := lines.feed(chunk):
+                        yield batch
+                if last := lines.end():
+                    yield last
         except TimeoutError as exc:
             if deadline.clock.expired():
                 raise deadline.error(self.provider) from exc
