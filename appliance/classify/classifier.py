@@ -101,7 +101,8 @@ def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
 
 class Classifier:
     """Built once per process from the config (patterns are compiled here, not at import);
-    ``classify`` is thread-safe and holds no state between calls."""
+    ``classify`` and ``classify_messages`` are thread-safe. ``classify`` holds no state
+    between calls; ``classify_messages`` remembers long messages (see the module docstring)."""
 
     def __init__(self, config: ClassifyConfig | None = None,
                  cache_entries: int = CACHE_ENTRIES) -> None:
