@@ -222,7 +222,11 @@ class Transport:
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], URL] = {}
         #: ``http://host:port`` of a forward proxy, and its ``user:password``
         self.proxy = proxy
-        self._proxy_auth = proxy_auth
+        #: The ``Proxy-Authorization`` value, made once from ``user:password``
+        self._proxy_auth: Secret | None = None
+        if proxy_auth is not None:
+            user, _, password = proxy_auth.reveal().partition(":")
+            self._proxy_auth = Secret(aiohttp.encode_basic_auth(user, password))
         #: Verifies TLS upstreams against ``ca_file`` instead of the system's CAs.
         self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file else None
         # The lean client connects directly; behind a proxy aiohttp's client speaks CONNECT.
@@ -447,8 +451,7 @@ class Transport:
         headers = {**self.headers, **(headers or {})}
         proxy_headers = None
         if self._proxy_auth is not None:
-            user, _, password = self._proxy_auth.reveal().partition(":")
-            auth = {"Proxy-Authorization": aiohttp.encode_basic_auth(user, password)}
+            auth = {"Proxy-Authorization": self._proxy_auth.reveal()}
             if url.scheme == "https":  # on the CONNECT request, never inside the tunnel
                 proxy_headers = auth
             else:  # a plain request is sent to the proxy itself
