@@ -14,10 +14,12 @@ STAMP     := $(VENV)/.installed
 
 .PHONY: run test install models test-models systemd-tools lint bench clean
 
-# The virtual environment is rebuilt only when pyproject.toml changes. llama-cpp-python
-# compiles llama.cpp from source on first install (about 6 minutes on 2 cores); pip caches
-# the built wheel, so later installs on the same machine take seconds.
-$(STAMP): pyproject.toml
+# The virtual environment is rebuilt only when pyproject.toml or the classifier's compiled
+# core (setup.py, appliance/classify/_core/) changes. llama-cpp-python compiles llama.cpp from
+# source on first install (about 6 minutes on 2 cores); pip caches the built wheel, so later
+# installs on the same machine take seconds.
+CORE_SOURCES := setup.py $(wildcard appliance/classify/_core/*.c appliance/classify/_core/*.h)
+$(STAMP): pyproject.toml $(CORE_SOURCES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'

@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/classify_speed.py [--repeats N]
 
-Runs the default ``Classifier`` over every corpus item, `repeats` times, and prints the
-median time per KB for identifier-bearing text, benign text and all of it, next to a
-baseline measured in the same run (one ``str.lower`` + word split, the floor any
-word-cue classifier pays), plus recall and the false-positive rate as the tests define them.
+Runs the default ``Classifier`` (its compiled core) over every corpus item, `repeats` times,
+and prints the median time per KB for identifier-bearing text, benign text and all of it,
+next to the same classifier on its Python path and a baseline measured in the same run (one
+``str.lower`` + word split, the floor any word-cue classifier written in Python pays), plus
+recall and the false-positive rate as the tests define them.
 """
 
 from __future__ import annotations
@@ -90,10 +91,15 @@ def main() -> None:
     print(f"corpus: {len(ids)} identifier items, {len(benign)} benign items, "
           f"{sum(len(t.encode()) for t in all_texts) / 1024:.1f} KB; python "
           f"{sys.version.split()[0]}; median of {args.repeats} repeats")
+    python = Classifier(native=False)
+    core = "compiled core" if classifier.native is not None else "NO compiled core"
+    print(f"{'':>18}  {core:>26}  {'Python path':>26}")
     for label, texts in (("identifier items", id_texts), ("benign items", benign_texts),
                          ("all items", all_texts), ("~4 KB documents", joined)):
         us = _us_per_kb(texts, classifier.classify, args.repeats)
-        print(f"{label:>18}: {us:7.1f} us/KB  ({us / baseline:5.1f}x baseline)")
+        slow = _us_per_kb(texts, python.classify, max(3, args.repeats // 3))
+        print(f"{label:>18}: {us:7.1f} us/KB ({us / baseline:5.2f}x baseline)  "
+              f"{slow:7.1f} us/KB ({slow / baseline:5.2f}x baseline)")
     print(f"{'baseline':>18}: {baseline:7.1f} us/KB  (lower() + word split)")
     chats(all_texts, args.repeats)
     recall, fpr = quality(classifier, ids, benign)

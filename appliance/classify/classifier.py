@@ -7,6 +7,10 @@ The rules, in order:
 3. a declared classification (header or app default) can raise the result, never lower it.
 A conversation is one context: a diagnosis in message 1 and a name in message 3 are PHI.
 
+The work is done by the compiled core (``native.py``, ``_core/``), which mirrors the Python
+detectors exactly; the Python path below (gates, detectors, ``_dedupe``) is the specification
+the core is tested against, and what runs where the core declines a text or is not built.
+
 Chat clients send the whole conversation with every turn, so without care a conversation of n
 turns is classified n times over. ``classify_messages`` keeps what it found in each message of
 at least ``_CACHE_MIN_CHARS`` characters (its findings, and whether it speaks of health) under
@@ -19,13 +23,17 @@ the config alone, so a hit is exactly what classifying again would give.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 from appliance.classify.config import ClassifyConfig
 from appliance.classify.context import HEALTH_WORDS, has_health_context
 from appliance.classify.detectors import Gates, Scan, Vocabulary, build_detectors
+from appliance.classify.native import HEALTH_CONTEXT, LEVEL_OF_FLAGS, Native
 from appliance.classify.findings import (
     PERSONAL_TYPES,
     Finding,
@@ -33,6 +41,20 @@ from appliance.classify.findings import (
     Sensitivity,
     max_level,
 )
+
+
+
+def _load_core() -> ModuleType | None:
+    """The compiled core, built by every install (setup.py); None if it is missing."""
+    try:
+        return importlib.import_module("appliance.classify._core")
+    except ImportError:
+        return None
+
+
+_core = _load_core()
+
+log = logging.getLogger(__name__)
 
 #: Findings that exist only because a person has a health record or health coverage.
 _HEALTH_TYPES = frozenset({FindingType.MRN.value, FindingType.HEALTH_PLAN_ID.value,
@@ -105,7 +127,7 @@ class Classifier:
     between calls; ``classify_messages`` remembers long messages (see the module docstring)."""
 
     def __init__(self, config: ClassifyConfig | None = None,
-                 cache_entries: int = CACHE_ENTRIES) -> None:
+                 cache_entries: int = CACHE_ENTRIES, native: bool = True) -> None:
         self.config = config or ClassifyConfig()
         #: keyed digest of a message -> (its findings, whether it speaks of health)
         self._cache: dict[bytes, tuple[tuple[Finding, ...], bool]] = {}
@@ -120,6 +142,13 @@ class Classifier:
         self._vocabulary = Vocabulary(HEALTH_WORDS.union(
             *(detector.triggers for detector in detectors),
             *(gate.words for detector in detectors for gate in detector.gates)))
+        #: the compiled core (see ``native.py``); None: every text takes the Python path
+        self.native: Native | None = None
+        if native and _core is not None:
+            self.native = Native(_core, detectors, self._enabled, self._vocabulary)
+        elif native:
+            log.warning("the classifier's compiled core is not installed: classifying in "
+                        "Python, about ten times slower")
 
     def _findings(self, scan: Scan) -> list[Finding]:
         """The deduplicated findings in ``scan`` (an empty list for most texts, which no
@@ -148,6 +177,10 @@ class Classifier:
         return level
 
     def classify(self, text: str) -> Classification:
+        if self.native is not None:
+            got = self.native.scan(text)
+            if got is not None:
+                return Classification(LEVEL_OF_FLAGS[got[1]], got[0]) if got[0] else _NOTHING
         scan = Scan.of(text, self._vocabulary)
         findings = self._findings(scan)
         if not findings:
@@ -179,8 +212,13 @@ class Classifier:
             known = self._cache.get(key)
             if known is not None:
                 return known
-        scan = Scan.of(text, self._vocabulary)
-        found = (tuple(self._findings(scan)), has_health_context(scan))
+        got = self.native.scan(text) if self.native is not None else None
+        found: tuple[tuple[Finding, ...], bool]
+        if got is not None:
+            found = got[0], bool(got[1] & HEALTH_CONTEXT)
+        else:
+            scan = Scan.of(text, self._vocabulary)
+            found = (tuple(self._findings(scan)), has_health_context(scan))
         if key is not None:
             cache = self._cache
             if len(cache) >= self._cache_entries:

@@ -23,6 +23,8 @@ _VALUE = r"[a-z0-9][a-z0-9/.-]{2,28}[a-z0-9]"
 #: What may not stand just before a label.
 _NOT_AFTER = r"[\w-]"
 _PLAN_NUMBER = r"[ \t]*(?:id|number|no\.?|nr\.?|#)"
+#: ``Scan.has_digit``: an ASCII digit.
+_ASCII_DIGIT = re.compile("[0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,19 @@ class LabelledDetector:
                     yield Finding(kind.type, start, end, 0.9)
                 elif kind.fallback is not None:
                     yield Finding(kind.fallback, start, end, 0.7)
+        yield from self.site_findings(scan.text)
+
+    @property
+    def has_site_patterns(self) -> bool:
+        return bool(self._site_mrn)
+
+    def site_findings(self, text: str) -> Iterator[Finding]:
+        """The matches of the site's MRN patterns (the last of ``find``'s findings; the
+        compiled core runs the rest and merges these); like every labelled value, only in
+        a text with a digit."""
+        if not self._site_mrn or _ASCII_DIGIT.search(text) is None:
+            return
         for pattern in self._site_mrn:
-            for match in pattern.finditer(scan.text):
+            for match in pattern.finditer(text):
                 if match.end() > match.start():
                     yield Finding(FindingType.MRN, match.start(), match.end(), 0.9)

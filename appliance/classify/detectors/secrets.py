@@ -135,6 +135,15 @@ class SecretDetector:
                 yield Finding(kind, start, end, 0.8)
         if "://" in text:
             yield from self._connections(scan)
+        yield from self.site_findings(text)
+
+    @property
+    def has_site_patterns(self) -> bool:
+        return bool(self._extra)
+
+    def site_findings(self, text: str) -> Iterator[Finding]:
+        """The matches of the site's secret patterns (the last of ``find``'s findings; the
+        compiled core runs the rest and merges these)."""
         for pattern in self._extra:
             for match in pattern.finditer(text):
                 if match.end() > match.start():

@@ -1,0 +1,83 @@
+"""The compiled core gives exactly what the Python detectors give (see classify/native.py):
+per detector, and through the classifier with its deduplication, levels, site patterns and
+disabled types. The texts are the corpus, ~4 KB documents of it, mutations of both, random
+strings of fragments near the patterns' edges, and each detector's own edge cases
+(``core_texts/``)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from appliance.classify import Classifier, ClassifyConfig
+from appliance.classify.findings import BASE_LEVEL, PERSONAL_TYPES, FindingType
+from tests.appliance.classify.parity import load_core, mismatches, texts
+
+core = load_core()
+_HEALTH_ONLY = {FindingType.MRN, FindingType.HEALTH_PLAN_ID, FindingType.MEDICARE_MBI,
+                FindingType.DE_KVNR}
+
+
+def test_the_core_is_built_whole() -> None:
+    assert set(core.DETECTORS) == set(core.SLOTS)
+    assert core.HEALTH
+    assert Classifier().native is not None and Classifier().native.complete
+
+
+def test_the_core_weighs_findings_as_findings_py_does() -> None:
+    order = list(FindingType)
+    assert core.TYPES == tuple(t.value for t in order)
+    assert core.BASE_LEVELS == tuple(int(BASE_LEVEL[t]) for t in order)
+    assert core.PERSONAL == tuple(t in PERSONAL_TYPES for t in order)
+    assert core.HEALTH_TYPES == tuple(t in _HEALTH_ONLY for t in order)
+
+
+@pytest.mark.parametrize("name", [*core.SLOTS, "health"])
+def test_each_detector_equals_its_python_twin(name: str) -> None:
+    differ = mismatches(core, name)
+    assert differ == [], f"{len(differ)} of {len(texts())} texts differ, e.g. {differ[:2]}"
+
+
+_CONFIGS = [
+    ClassifyConfig(),
+    ClassifyConfig(mrn_patterns=(r"\bKH-\d{6}\b", r"\d{3}-\d{2}"), secret_patterns=(
+        r"int_[a-z]{8}", r"[a-z]+://"), disabled_types=("email", "health_plan_id", "zip_code"),
+        detect_names=False),
+    ClassifyConfig(disabled_types=("medicare_mbi", "ssn", "ip_address", "url")),
+]
+
+
+@pytest.mark.parametrize("config", _CONFIGS, ids=["default", "site-patterns", "disabled"])
+def test_classifier_results_equal_the_python_path(config: ClassifyConfig) -> None:
+    native, python = Classifier(config), Classifier(config, native=False)
+    assert native.native is not None and python.native is None
+    differ = [text for text in texts()
+              if native.classify(text) != python.classify(text)]
+    assert differ == [], f"{len(differ)} texts differ, e.g. {differ[:3]}"
+    rng = random.Random(5)
+    items = list(texts()[:600])
+    for _ in range(200):
+        conversation = rng.sample(items, rng.randint(1, 6))
+        assert native.classify_messages(conversation) == python.classify_messages(conversation)
+
+
+def test_texts_with_other_digits_take_the_python_path() -> None:
+    text = "SSN ١٢٣-45-6789 and 123-45-6789, MRN: ３４５６７"
+    assert core.scan(text, (1 << len(FindingType)) - 1, None, 0) is None
+    assert Classifier().classify(text) == Classifier(native=False).classify(text)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_arbitrary_code_points_neither_crash_nor_differ(seed: int) -> None:
+    """Any str the server can be sent: control characters, lone surrogates, astral
+    characters, and letters whose lower case is longer ("İ")."""
+    rng = random.Random(seed)
+    pool = [*range(0, 0x250), 0x130, 0x1E9E, 0x2019, 0x3000, 0xD800, 0xDFFF, 0xFEFF,
+            0x1F600, 0x10FFFF, *range(0x391, 0x3C9)]
+    native, python = Classifier(), Classifier(native=False)
+    for _ in range(400):
+        text = "".join(chr(rng.choice(pool)) if rng.random() < 0.5 else rng.choice(
+            ["MRN: 1234567", " Mr. Smith", "Straße 12", "@x.com", " 10.0.0.1 "])
+            for _ in range(rng.randint(0, 120)))
+        assert native.classify(text) == python.classify(text), text
