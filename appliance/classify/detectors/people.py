@@ -139,7 +139,7 @@ class NameDetector:
 
     def find(self, scan: Scan) -> Iterator[Finding]:
         text = scan.text
-        surnames: set[str] = set()
+        surnames: dict[str, None] = {}  # in order of finding (a set's order is the hash's)
         found: list[tuple[int, int]] = []
         for match in self._matches(scan):
             start, end = match.span("name")
@@ -151,7 +151,7 @@ class NameDetector:
             end = parts[-1].end()
             found.append((start, end))
             if len(parts) > 1 or not match.group().startswith(("Dr", "Prof")):
-                surnames.add(parts[-1].group())
+                surnames[parts[-1].group()] = None
         for start, end in found:
             yield Finding(FindingType.PERSON_NAME, start, end, 0.75)
         starts = [start for start, _ in found]  # in text order, not overlapping
