@@ -69,6 +69,8 @@ typedef struct {
     Z ntokens;
     Z *table;            /* open-addressed hash of tokens: index + 1, 0 empty */
     Z table_size;        /* a power of two */
+    uint32_t heads[32];  /* bit per hash of a token's first two bytes: most words asked
+                            about are absent, and this rules them out without hashing */
     unsigned int enabled[(T_COUNT + 31) / 32];  /* enabled finding types (bit per type) */
 } CText;
 

@@ -5,9 +5,9 @@ import pytest
 from appliance.classify import Classifier, ClassifyConfig
 
 
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier()
+@pytest.fixture(scope="module", params=[True, False], ids=["core", "python"])
+def classifier(request: pytest.FixtureRequest) -> Classifier:
+    return Classifier(native=request.param)
 
 
 def found(classifier: Classifier, text: str) -> list[tuple[str, str]]:

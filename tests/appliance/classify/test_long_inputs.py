@@ -12,9 +12,9 @@ from tests.appliance.classify.corpus import benign_items, identifier_items
 SIZE = 100_000
 
 
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier()
+@pytest.fixture(scope="module", params=[True, False], ids=["core", "python"])
+def classifier(request: pytest.FixtureRequest) -> Classifier:
+    return Classifier(native=request.param)
 
 
 def _repeat(unit: str) -> str:
