@@ -152,6 +152,17 @@ static inline int starts_with(const U *s, Z i, Z end, const char *lit) {
 }
 static inline Z lit_len(const char *lit) { return (Z)strlen(lit); }
 
+/* ---- checksums.py (checksums.c) ---- */
+/* checksums._digits: s[start:end] without " -./" into `buf` (room for `cap`); the length,
+   or -1 when longer. *all_digits: str.isdigit() of the result (False for ""). */
+Z ck_digits(const U *s, Z start, Z end, U *buf, Z cap, int *all_digits);
+/* luhn_valid on digits known to be str.isdigit() (ord - 48, as the Python does) */
+int ck_luhn(const U *d, Z len);
+/* whether d[:len] starts with the ASCII `prefix` */
+int ck_prefix(const U *d, Z len, const char *prefix);
+/* ssn_valid(text[start:end]) */
+int ck_ssn(const U *s, Z start, Z end);
+
 /* ---- the detectors (each in its own file; a missing one leaves its slot NULL) ---- */
 typedef int (*detector_fn)(CText *ct, Out *out);
 #define DETECTOR(name) int name(CText *ct, Out *out) __attribute__((weak))

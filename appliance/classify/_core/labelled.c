@@ -386,39 +386,12 @@ static int dea_valid(const U *v) {
     return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6];
 }
 
-/* luhn_valid on ASCII digits */
-static int luhn(const int *d, int n) {
-    int total = 0;
-    for (int i = 0; i < n; i++) {
-        int x = d[n - 1 - i];
-        if (i % 2) {
-            x *= 2;
-            if (x > 9) x -= 9;
-        }
-        total += x;
-    }
-    return total % 10 == 0;
-}
-
 /* npi_valid on a value matched by \d{10}: starts with 1 or 2, Luhn over "80840" + it */
 static int npi_valid(const U *v) {
     if (v[0] != '1' && v[0] != '2') return 0;
-    int d[15] = {8, 0, 8, 4, 0};
-    for (int i = 0; i < 10; i++) d[5 + i] = (int)(v[i] - '0');
-    return luhn(d, 15);
-}
-
-/* ssn_valid on a value matched by \d{3}[ -]?\d{2}[ -]?\d{4} (9 digits once the separators
-   are dropped) */
-static int ssn_valid(const U *v, Z len) {
-    char d[10];
-    int n = 0;
-    for (Z i = 0; i < len; i++) if (is_d(v[i]) && n < 9) d[n++] = (char)v[i];
-    d[n] = 0;
-    if (n != 9) return 0;
-    if (memcmp(d, "000", 3) == 0 || memcmp(d, "666", 3) == 0 || d[0] == '9') return 0;
-    if (memcmp(d + 3, "00", 2) == 0 || memcmp(d + 5, "0000", 4) == 0) return 0;
-    return strcmp(d, "078051120") != 0 && strcmp(d, "219099999") != 0;
+    U d[15] = {'8', '0', '8', '4', '0'};
+    for (int i = 0; i < 10; i++) d[5 + i] = v[i];
+    return ck_luhn(d, 15);
 }
 
 /* the kind's check on the value as written */
@@ -430,7 +403,7 @@ static int check_value(int check, const U *v, Z len) {
         for (Z i = 0; i < len; i++) kept += v[i] != '-';
         return kept == 11;
     }
-    case C_SSN: return ssn_valid(v, len);
+    case C_SSN: return ck_ssn(v, 0, len);
     case C_NPI: return npi_valid(v);
     case C_DEA: return dea_valid(v);
     }

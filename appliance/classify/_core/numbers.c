@@ -43,75 +43,23 @@ static int boundary_before(const U *s, Z start) {
     return !(fast_alnum(c) || c == '.' || c == '_' || c == '-' || c == '/');
 }
 
-/* checksums._digits: the value without " -./" into `buf` (room for `cap`); returns the
-   length, or -1 when longer than `cap` (no check here takes more than 19 digits). Sets
-   *all_digits to str.isdigit() of the result (False for ""). */
-static Z strip_separators(const U *s, Z start, Z end, U *buf, Z cap, int *all_digits) {
-    Z len = 0;
-    int digits = 1;
-    for (Z i = start; i < end; i++) {
-        U c = s[i];
-        if (c == ' ' || c == '-' || c == '.' || c == '/') continue;
-        if (len == cap) return -1;
-        if (!fast_digit(c)) digits = 0;
-        buf[len++] = c;
-    }
-    *all_digits = digits && len > 0;
-    return len;
-}
-
-/* checksums.luhn_valid on digits already stripped and known to be str.isdigit() (ord - 48,
-   as the Python does, also for a digit such as '²') */
-static int luhn(const U *d, Z len) {
-    if (len < 2) return 0;
-    long total = 0;
-    for (Z i = 0; i < len; i++) {
-        long v = (long)d[len - 1 - i] - 48;
-        if (i % 2) {
-            v *= 2;
-            if (v > 9) v -= 9;
-        }
-        total += v;
-    }
-    return total % 10 == 0;
-}
-
-static int has_prefix(const U *d, Z len, const char *prefix) {
-    Z k = 0;
-    for (; prefix[k]; k++) if (k >= len || d[k] != (U)(unsigned char)prefix[k]) return 0;
-    return 1;
-}
-
-/* checksums.ssn_valid */
-static int ssn_valid(const U *s, Z start, Z end) {
-    U d[9];
-    int all;
-    Z len = strip_separators(s, start, end, d, 9, &all);
-    if (len != 9 || !all) return 0;
-    if ((d[0] == '0' && d[1] == '0' && d[2] == '0') || (d[0] == '6' && d[1] == '6' && d[2] == '6') ||
-        d[0] == '9' || (d[3] == '0' && d[4] == '0') ||
-        (d[5] == '0' && d[6] == '0' && d[7] == '0' && d[8] == '0'))
-        return 0;
-    return !has_prefix(d, 9, "078051120") && !has_prefix(d, 9, "219099999");
-}
-
 /* checksums.payment_card_valid */
 static int payment_card_valid(const U *s, Z start, Z end) {
     U d[19];
     int all;
-    Z len = strip_separators(s, start, end, d, 19, &all);
+    Z len = ck_digits(s, start, end, d, 19, &all);
     if (len < 12 || !all) return 0;
     static const char *const maestro[] = {"5018", "5020", "5038", "5893", "6304", "6759",
                                           "676", NULL};
     int is_maestro = 0;
-    for (const char *const *p = maestro; *p; p++) if (has_prefix(d, len, *p)) is_maestro = 1;
+    for (const char *const *p = maestro; *p; p++) if (ck_prefix(d, len, *p)) is_maestro = 1;
     if (len < 13 && !is_maestro) return 0;
-    if (len == 15 && (has_prefix(d, len, "1800") || has_prefix(d, len, "2131")))
-        return luhn(d, len);
+    if (len == 15 && (ck_prefix(d, len, "1800") || ck_prefix(d, len, "2131")))
+        return ck_luhn(d, len);
     if (!(d[0] == '3' || d[0] == '4' || d[0] == '5' || d[0] == '6') &&
         !(d[0] == '2' && d[1] >= '2' && d[1] <= '7'))
         return 0;
-    return luhn(d, len);
+    return ck_luhn(d, len);
 }
 
 /* ------------------------------------------------------------------ SSN */
@@ -132,7 +80,7 @@ int det_ssn(CText *ct, Out *out) {
             continue;
         U next = s[i + 11];  /* s[n] == 0 ends the text */
         if (fast_w(next) || next == '-') continue;
-        if (boundary_before(s, i) && ssn_valid(s, i, i + 11))
+        if (boundary_before(s, i) && ck_ssn(s, i, i + 11))
             if (out_add(out, T_SSN, i, i + 11, 0.95) < 0) return -1;
     }
     return 0;

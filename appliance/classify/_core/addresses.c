@@ -1,0 +1,425 @@
+/* addresses.py: street addresses and ZIP codes, US and German (AddressDetector.find). */
+#include "core.h"
+
+/* _US_SUFFIXES lower-cased (AddressDetector.triggers), by first letter, each letter's in
+   alphabetical order */
+#define US_ROW 28          /* the most of one letter ("c": 27) and a NULL */
+#define US_SUFFIX_MAX 10   /* the longest: "expressway", "trafficway", ... */
+static const char *const US_SUFFIXES[26][US_ROW] = {
+    /* a */ {"alley", "ave", "avenue", NULL},
+    /* b */ {"blvd", "boulevard", "branch", "bridge", "brook", "brooks", "burg", "burgs",
+              "bypass", NULL},
+    /* c */ {"camp", "canyon", "cape", "causeway", "center", "centers", "cir", "circle",
+              "circles", "cliff", "cliffs", "club", "common", "corner", "corners", "course",
+              "court", "courts", "cove", "coves", "creek", "crescent", "crest", "crossing",
+              "crossroad", "ct", "curve", NULL},
+    /* d */ {"dale", "dam", "divide", "dr", "drive", "drives", NULL},
+    /* e */ {"estate", "estates", "expressway", "extension", "extensions", NULL},
+    /* f */ {"fall", "falls", "ferry", "field", "fields", "flat", "flats", "ford", "fords",
+              "forest", "forge", "forges", "fork", "forks", "fort", "freeway", NULL},
+    /* g */ {"garden", "gardens", "gateway", "glen", "glens", "green", "greens", "grove",
+              "groves", NULL},
+    /* h */ {"harbor", "harbors", "haven", "heights", "highway", "hill", "hills", "hollow",
+              "hwy", NULL},
+    /* i */ {"inlet", "island", "islands", "isle", NULL},
+    /* j */ {"junction", "junctions", NULL},
+    /* k */ {"key", "keys", "knoll", "knolls", NULL},
+    /* l */ {"lake", "lakes", "land", "landing", "lane", "light", "lights", "ln", "loaf",
+              "lock", "locks", "lodge", "loop", NULL},
+    /* m */ {"mall", "manor", "manors", "meadow", "meadows", "mews", "mill", "mills",
+              "mission", "motorway", "mount", "mountain", "mountains", NULL},
+    /* n */ {"neck", NULL},
+    /* o */ {"orchard", "oval", "overpass", NULL},
+    /* p */ {"park", "parks", "parkway", "parkways", "pass", "passage", "path", "pike",
+              "pine", "pines", "pkwy", "pl", "place", "plain", "plains", "plaza", "point",
+              "points", "port", "ports", "prairie", NULL},
+    /* q */ {NULL},
+    /* r */ {"radial", "ramp", "ranch", "rapid", "rapids", "rd", "rest", "ridge", "ridges",
+              "river", "road", "roads", "route", "row", "rue", "run", NULL},
+    /* s */ {"shoal", "shoals", "shore", "shores", "skyway", "spring", "springs", "spur",
+              "spurs", "sq", "square", "squares", "st", "station", "stravenue", "stream",
+              "street", "streets", "summit", NULL},
+    /* t */ {"ter", "terrace", "throughway", "trace", "track", "trafficway", "trail",
+              "tunnel", "turnpike", NULL},
+    /* u */ {"underpass", "union", "unions", NULL},
+    /* v */ {"valley", "valleys", "via", "viaduct", "view", "views", "village", "villages",
+              "ville", "vista", NULL},
+    /* w */ {"walk", "walks", "wall", "way", "ways", "well", "wells", NULL},
+    /* x */ {NULL},
+    /* y */ {NULL},
+    /* z */ {NULL},
+};
+
+/* _US_STATES */
+static const char US_STATES[] =
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
+    "NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR GU VI AS MP FM MH PW AA "
+    "AE AP";
+
+/* _DE_SUFFIXES' alternatives in order, "stra(?:ß|ss)e" split in two (none ends another
+   one). _DE_ANCHOR has the same, matched in the lowered text; _de_street's group is
+   case-insensitive (de_fold_eq). */
+typedef struct { const char *text; Z len; } Literal;
+#define LITERAL(s) {s, sizeof(s) - 1}
+static const Literal DE_SUFFIXES[] = {
+    LITERAL("stra\xdf" "e"), LITERAL("strasse"), LITERAL("str."), LITERAL("weg"),
+    LITERAL("gasse"), LITERAL("platz"), LITERAL("allee"), LITERAL("ring"), LITERAL("damm"),
+    LITERAL("ufer"), LITERAL("chaussee"), LITERAL("pfad"), LITERAL("steig"),
+    LITERAL("promenade"), {NULL, 0},
+};
+#define DE_SUFFIX_RING 7
+#define DE_SUFFIX_MAX 9    /* "promenade" */
+
+static inline int is_sp(U c) { return c == ' ' || c == '\t'; }
+static inline int is_ascii_letter(U c) { return is_ascii_lower(c) || is_ascii_upper(c); }
+/* [A-ZÄÖÜ] */
+static inline int de_upper(U c) { return is_ascii_upper(c) || c == 0xC4 || c == 0xD6 || c == 0xDC; }
+/* [\wäöüß.-] (the umlauts and ß are \w already) */
+static inline int de_class(U c) { return is_w(c) || c == '.' || c == '-'; }
+
+/* Whether the word s[i:i+len] is one of _US_SUFFIXES: [A-Z] then [a-z]s, in the list */
+static int us_suffix_word(const U *s, Z i, Z len) {
+    char word[US_SUFFIX_MAX + 1];
+    if (len < 2 || len > US_SUFFIX_MAX || !is_ascii_upper(s[i])) return 0;
+    word[0] = (char)(s[i] + 32);
+    for (Z k = 1; k < len; k++) {
+        if (!is_ascii_lower(s[i + k])) return 0;
+        word[k] = (char)s[i + k];
+    }
+    word[len] = 0;
+    for (const char *const *suffix = US_SUFFIXES[word[0] - 'a']; *suffix; suffix++)
+        if (strcmp(*suffix, word) == 0) return 1;
+    return 0;
+}
+
+/* (?:Alley|Avenue|...|Wells)\b at i in s[:e]: every alternative is a word, so the one that
+   matches followed by \b is the whole \w-run at i (cut at e). Returns its end or -1.
+   With `cut`: whether some prefix of the run is a suffix (i, else -1), which is what a
+   window ending inside the run can leave of it. */
+static Z us_suffix(const U *s, Z i, Z e, int cut) {
+    Z j = i;
+    while (j < e && is_w(s[j])) j++;
+    if (!cut) return us_suffix_word(s, i, j - i) ? j : -1;
+    for (Z len = 2; len <= j - i && len <= US_SUFFIX_MAX; len++)
+        if (us_suffix_word(s, i, len)) return i;
+    return -1;
+}
+
+/* \.?(?:,?[ \t]+(?:Apt\.|Suite|Ste\.?|Unit|#)[ \t]*[\w-]+)? at i in s[:e]: its end (the
+   optional parts never make the match fail, so the first way through is taken) */
+static Z us_tail(const U *s, Z i, Z e) {
+    if (i < e && s[i] == '.') i++;
+    Z j = i;
+    if (j < e && s[j] == ',') j++;
+    if (j >= e || !is_sp(s[j])) return i;
+    while (j < e && is_sp(s[j])) j++;
+    if (starts_with(s, j, e, "Apt.")) j += 4;
+    else if (starts_with(s, j, e, "Suite")) j += 5;
+    else if (starts_with(s, j, e, "Ste")) {
+        j += 3;
+        if (j < e && s[j] == '.') j++;   /* without it, [\w-]+ would have to match "." */
+    }
+    else if (starts_with(s, j, e, "Unit")) j += 4;
+    else if (j < e && s[j] == '#') j += 1;
+    else return i;
+    while (j < e && is_sp(s[j])) j++;
+    if (j >= e || !(is_w(s[j]) || s[j] == '-')) return i;
+    while (j < e && (is_w(s[j]) || s[j] == '-')) j++;
+    return j;
+}
+
+/* _us_street.match at p in s[:e] (p: a digit):
+   [0-9]\d{0,5}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+[ \t]+){1,3}?(?:SUFFIXES)\b + tail.
+   Each repeat is followed by something it cannot match, so none gives back; the
+   direction, when it matches, leaves no way without it ("N" + "." or space is no word);
+   the lazy words are taken one at a time until a suffix follows. Returns the end or -1.
+   With `cut` (the digits are not checked then): whether a window ending anywhere after
+   the digits could hold a match starting there (p, else -1). */
+static Z us_street_at(const U *s, Z p, Z e, int cut) {
+    Z i = p;
+    while (i < e && is_d(s[i])) {
+        if (i - p == 6 && !cut) return -1;
+        i++;
+    }
+    if (i >= e || !is_sp(s[i])) return -1;
+    while (i < e && is_sp(s[i])) i++;
+    if (i < e && (s[i] == 'N' || s[i] == 'S' || s[i] == 'E' || s[i] == 'W')) {
+        Z j = i + 1;
+        if (j < e && s[j] == '.') j++;
+        if (j < e && is_sp(s[j])) {
+            while (j < e && is_sp(s[j])) j++;
+            i = j;
+        }
+    }
+    for (int words = 0; words < 3; words++) {
+        if (i + 1 >= e || !is_ascii_upper(s[i]) || !is_ascii_lower(s[i + 1])) return -1;
+        i += 2;
+        while (i < e && is_ascii_lower(s[i])) i++;
+        if (i >= e || !is_sp(s[i])) return -1;
+        while (i < e && is_sp(s[i])) i++;
+        Z end = us_suffix(s, i, e, cut);
+        if (end >= 0) return cut ? p : us_tail(s, end, e);
+    }
+    return -1;
+}
+
+/* Scan.windows(triggers, 70, 30), asked about one place at a time: the windows are
+   (t - 70, t + len + 30) around every occurrence t in the lowered text of a trigger that is
+   a word of the text, merged where they touch or overlap. Only the places where a street
+   can start are asked about, so the occurrences are looked for around them only. */
+typedef struct {
+    const CText *ct;
+    signed char word[26][US_ROW];  /* ct_word of each trigger: 0 not asked yet, 1, -1 */
+    Z start, end;                  /* the last answer: s[start:end] is in one window */
+} UsWindows;
+
+/* The end (cut at the text's end) of the merged window that holds p, or -1 if none does.
+   An occurrence t reaches p only if t > p - 40 (the longest trigger has 10 characters);
+   from there on the occurrences come in the order of their windows' starts, so the windows
+   that hold p come first and then those that extend it, until one starts after the end. */
+static Z us_window_end(UsWindows *w, Z p) {
+    if (w->start <= p && p < w->end) return w->end;
+    const U *low = w->ct->low;
+    Z n = w->ct->n;
+    Z end = -1;
+    for (Z t = p > 39 ? p - 39 : 0; t < n; t++) {
+        if (t > 70 && t - 70 > (end < 0 ? p : end)) break;
+        if (low[t] < 'a' || low[t] > 'z') continue;
+        int c = (int)(low[t] - 'a');
+        for (int k = 0; US_SUFFIXES[c][k]; k++) {
+            const char *trigger = US_SUFFIXES[c][k];
+            if ((U)(unsigned char)trigger[1] != low[t + 1]) {
+                if ((U)(unsigned char)trigger[1] > low[t + 1]) break;   /* in order */
+                continue;
+            }
+            if (!starts_with(low, t + 2, n, trigger + 2)) continue;
+            if (w->word[c][k] == 0) w->word[c][k] = ct_word(w->ct, trigger) ? 1 : -1;
+            if (w->word[c][k] < 0) continue;
+            Z start = t > 70 ? t - 70 : 0, stop = t + lit_len(trigger) + 30;
+            if (end < 0 ? start <= p && p < stop : stop > end) end = stop;
+        }
+    }
+    if (end < 0) return -1;
+    w->start = p;
+    w->end = end < n ? end : n;
+    return w->end;
+}
+
+/* US streets: _us_street.finditer in each of scan.windows(triggers, 70, 30), skipping
+   matches right after a letter, digit, ".", "-" or "/". `starts`: (first digit that may
+   start a match, last digit) for each number that ends before a [ \t] and may start one in
+   some window (number_at); finditer tries their digits in order, in the window that
+   holds each, and goes on after a match. */
+static int us_streets(CText *ct, const Spans *starts, Out *out) {
+    const U *s = ct->s;
+    if (starts->n == 0) return 0;
+    UsWindows windows = {.ct = ct};
+    Z last_end = 0;
+    for (Z k = 0; k < starts->n; k++) {
+        for (Z p = starts->v[k].start; p <= starts->v[k].end; p++) {
+            if (p < last_end) continue;
+            Z e = us_window_end(&windows, p);
+            Z end = e < 0 ? -1 : us_street_at(s, p, e, 0);
+            if (end < 0) continue;
+            last_end = end;
+            U before = p ? s[p - 1] : 0;
+            if (!(p && (is_alnum(before) || before == '.' || before == '-' || before == '/'))
+                && out_add(out, T_STREET_ADDRESS, p, end, 0.8) < 0)
+                return -1;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* _us_zip at the digits q (after a [ \t]):
+   [A-Z][A-Z][ \t]+(?P<zip>\d{5}(?:-\d{4})?)(?![\w-]), kept after a state code not right after
+   a letter or digit, with "," or "\n" in the two characters before it or "APO " / "FPO " /
+   "DPO " before it. `p`: the start of the [ \t] run before q. Returns the ZIP's end or -1.
+   finditer's matches all have their digits after a [ \t], and none starts inside another,
+   so these are all of them. */
+static Z us_zip_at(const U *s, Z n, Z p, Z q) {
+    p -= 2;
+    if (p < 0 || !is_ascii_upper(s[p]) || !is_ascii_upper(s[p + 1])) return -1;
+    Z z = q;
+    while (z < n && z - q < 5 && is_d(s[z])) z++;
+    if (z - q < 5) return -1;
+    Z end = z;
+    if (s[z] == '-' && is_d(s[z + 1]) && is_d(s[z + 2]) && is_d(s[z + 3]) && is_d(s[z + 4]))
+        end = z + 5;   /* if the lookahead fails after it, it fails at the "-" too */
+    if (end < n && (is_w(s[end]) || s[end] == '-')) return -1;
+    int known = 0;
+    for (const char *st = US_STATES; *st && !known; st += st[2] ? 3 : 2)
+        known = st[0] == (char)s[p] && st[1] == (char)s[p + 1];
+    if (!known || (p && is_alnum(s[p - 1]))) return -1;
+    for (Z i = p >= 2 ? p - 2 : 0; i < p; i++)
+        if (s[i] == ',' || s[i] == '\n') return end;
+    if (p >= 4 && (starts_with(s, p - 4, p, "APO ") || starts_with(s, p - 4, p, "FPO ") ||
+                   starts_with(s, p - 4, p, "DPO ")))
+        return end;
+    return -1;
+}
+
+/* Whether c matches the Latin-1 letter `want` case-insensitively, as re does: simple case
+   mapping plus its equivalences (i: İ ı; s: ſ; ß: ẞ) */
+static int de_fold_eq(U c, unsigned char want) {
+    if (c == want) return 1;
+    switch (want) {
+    case 'i': return c == 'I' || c == 0x130 || c == 0x131;
+    case 's': return c == 'S' || c == 0x17F;
+    case 0xDF: return c == 0x1E9E;
+    case '.': return 0;
+    default: return c == (U)(want - 32);
+    }
+}
+
+/* _de_anchors at the [ \t] run q before some digits: the start of a _DE_ANCHOR match
+   (a suffix, in the lowered text, then [ \t]+\d) ending there, or -1. match_at's matches
+   all end so, and cannot overlap, so these are all of them. */
+static Z de_anchor_at(const U *low, Z q) {
+    /* the suffixes' last characters: most numbers follow none of them */
+    if (q == 0 || low[q - 1] > 'z' || !strchr("e.gzmrd", (int)low[q - 1])) return -1;
+    for (const Literal *suffix = DE_SUFFIXES; suffix->text; suffix++)
+        if (q >= suffix->len && starts_with(low, q - suffix->len, q, suffix->text))
+            return q - suffix->len;
+    return -1;
+}
+
+typedef struct { Z end, suffix, plz; int ring; } DeMatch;   /* plz: its start or -1 */
+
+/* _de_street.match at p in s[:e]:
+   [A-ZÄÖÜ](?<![\w-].)[\wäöüß.-]{0,40}?(?P<suffix>(?i:...))[ \t]+\d{1,4}
+   (?:[ \t]?[a-zA-Z](?!\w)|[/-]\d{1,4})?(?:(?:,[ \t]*|[ \t]*\n[ \t]*)(?P<plz>\d{5})
+   (?=[ \t]+[A-ZÄÖÜ]))?
+   The suffix's characters are in the lazy class and the [ \t] after it is not, so the
+   suffix ends where the run of class characters after the capital ends; at most one
+   alternative ends there. After the house number everything is optional: the first way
+   through is the match. */
+static int de_street_at(const U *s, Z p, Z e, DeMatch *m) {
+    if (!de_upper(s[p]) || (p > 0 && (is_w(s[p - 1]) || s[p - 1] == '-'))) return 0;
+    Z limit = p + 1 + 40 + DE_SUFFIX_MAX;
+    Z r = p + 1;
+    while (r < e && de_class(s[r])) {
+        if (r == limit) return 0;
+        r++;
+    }
+    if (r >= e || !is_sp(s[r])) return 0;
+    int found = -1;
+    for (int k = 0; DE_SUFFIXES[k].text && found < 0; k++) {
+        const char *suffix = DE_SUFFIXES[k].text;
+        Z len = DE_SUFFIXES[k].len, q = r - len;
+        if (q < p + 1 || q - (p + 1) > 40) continue;
+        Z t = 0;
+        while (t < len && de_fold_eq(s[q + t], (unsigned char)suffix[t])) t++;
+        if (t == len) { found = k; m->suffix = q; }
+    }
+    if (found < 0) return 0;
+    /* "ring" only if its .lower() is "ring": an "İ" or "ı" lowers to something else */
+    m->ring = found == DE_SUFFIX_RING && (s[m->suffix + 1] == 'i' || s[m->suffix + 1] == 'I');
+    Z j = r;
+    while (j < e && is_sp(s[j])) j++;
+    if (j >= e || !is_d(s[j])) return 0;
+    Z h = j;
+    while (h < e && h - j < 4 && is_d(s[h])) h++;
+    Z t = h < e && is_sp(s[h]) ? h + 1 : h;
+    if (t < e && is_ascii_letter(s[t]) && (t + 1 >= e || !is_w(s[t + 1]))) {
+        h = t + 1;
+    } else if (h + 1 < e && (s[h] == '/' || s[h] == '-') && is_d(s[h + 1])) {
+        Z d = h + 1;
+        while (d < e && d - (h + 1) < 4 && is_d(s[d])) d++;
+        h = d;
+    }
+    m->end = h;
+    m->plz = -1;
+    t = h;
+    if (t < e && s[t] == ',') {
+        t++;
+        while (t < e && is_sp(s[t])) t++;
+    } else {
+        while (t < e && is_sp(s[t])) t++;
+        if (t >= e || s[t] != '\n') return 1;
+        t++;
+        while (t < e && is_sp(s[t])) t++;
+    }
+    Z z = t;
+    while (z < e && z - t < 5 && is_d(s[z])) z++;
+    if (z - t < 5) return 1;
+    Z u = z;
+    while (u < e && is_sp(s[u])) u++;
+    if (u == z || u >= e || !de_upper(s[u])) return 1;
+    m->plz = t;
+    m->end = z;
+    return 1;
+}
+
+/* German streets: _de_street.finditer in (a - 45, a + 40) for each anchor a (overlapping
+   windows, not merged: a street can be reported twice); "-ring" only with a PLZ; the street
+   ends before the PLZ, at the last newline before it, without trailing " ,\t" */
+static int de_streets(CText *ct, const Spans *anchors, Out *out) {
+    const U *s = ct->s;
+    Z n = ct->n;
+    for (Z a = 0; a < anchors->n; a++) {
+        Z at = anchors->v[a].start;
+        Z p = at > 45 ? at - 45 : 0;
+        Z e = at + 40 < n ? at + 40 : n;
+        while (p < e) {
+            DeMatch m;
+            if (!de_street_at(s, p, e, &m)) { p++; continue; }
+            Z start = p;
+            p = m.end;
+            if (m.ring && m.plz < 0) continue;
+            Z end = m.plz >= 0 ? m.plz : m.end;
+            Z street_end = end;
+            for (Z k = end - 1; k >= start; k--) {
+                if (s[k] == '\n') { street_end = k; break; }
+            }
+            while (street_end > start && (s[street_end - 1] == ' ' || s[street_end - 1] == ','
+                                          || s[street_end - 1] == '\t'))
+                street_end--;
+            if (out_add(out, T_STREET_ADDRESS, start, street_end, 0.8) < 0 ||
+                (m.plz >= 0 && out_add(out, T_ZIP_CODE, m.plz, m.plz + 5, 0.8) < 0))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* What the three parts start from, at the digit i. Before a [ \t]: the numbers that may
+   start a US street in some window (us_street_at with `cut`) go to `us` as (first digit
+   that may start it: at most six before the [ \t], last digit). After a [ \t]: the ZIPs
+   to report (us_zip_at) go to `zips`, the anchors of German streets (de_anchor_at) to
+   `anchors`. */
+static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchors) {
+    const unsigned char *raw = ct->raw;   /* digits, spaces and tabs as in the text */
+    if (i > 0 && is_sp(raw[i - 1])) {
+        Z q = i - 1;
+        while (q > 0 && is_sp(raw[q - 1])) q--;
+        Z end = us_zip_at(ct->s, ct->n, q, i), at = de_anchor_at(ct->low, q);
+        if ((end >= 0 && spans_add(zips, i, end) < 0) ||
+            (at >= 0 && spans_add(anchors, at, at) < 0))
+            return -1;
+    }
+    if (is_sp(raw[i + 1]) && us_street_at(ct->s, i, ct->n, 1) >= 0) {
+        Z first = i;
+        while (first > 0 && first > i - 5 && is_d(raw[first - 1])) first--;
+        if (spans_add(us, first, i) < 0) return -1;
+    }
+    return 0;
+}
+
+/* AddressDetector.find: US streets, US ZIPs, German streets, in that order */
+int det_address(CText *ct, Out *out) {
+    if (!ct->has_digit) return 0;
+    Spans us = {0}, zips = {0}, anchors = {0};
+    int rc = 0;
+    for (Z i = 0; i < ct->n && rc == 0; i++)
+        if (is_d(ct->raw[i])) rc = number_at(ct, i, &us, &zips, &anchors);
+    if (rc == 0) rc = us_streets(ct, &us, out);
+    for (Z k = 0; rc == 0 && k < zips.n; k++)
+        rc = out_add(out, T_ZIP_CODE, zips.v[k].start, zips.v[k].end, 0.85);
+    if (rc == 0) rc = de_streets(ct, &anchors, out);
+    spans_free(&us);
+    spans_free(&zips);
+    spans_free(&anchors);
+    return rc;
+}
