@@ -18,6 +18,8 @@ What stays in Python, merged into the core's deduplication in the detectors' ord
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from types import ModuleType
 
 from appliance.classify.context import has_health_context
@@ -88,6 +90,12 @@ class Native:
         self._health_in_python = not core.HEALTH
         #: whether anything runs in Python besides the core
         self._mixed = bool(self._python or self._site)
+        #: ``scan(text)``: the deduplicated findings and the level flags (see
+        #: ``LEVEL_OF_FLAGS``), or None for a text that only the Python path takes; the core
+        #: itself when nothing runs in Python (the common case: one call, no Python frame)
+        self.scan: Callable[[str], tuple[tuple[Finding, ...], int] | None] = (
+            self._scan_mixed if self._mixed or self._health_in_python
+            else functools.partial(core.scan, self._bits, self._skip, None))
 
     @property
     def complete(self) -> bool:
@@ -106,12 +114,9 @@ class Native:
             extras.extend((slot, _INDEX[f.type], f.start, f.end, f.confidence)
                           for f in site.site_findings(text) if f.type in enabled)
         return extras
-
-    def scan(self, text: str) -> tuple[tuple[Finding, ...], int] | None:
-        """The deduplicated findings and the level flags (see ``LEVEL_OF_FLAGS``), or None
-        for a text that only the Python path takes."""
+    def _scan_mixed(self, text: str) -> tuple[tuple[Finding, ...], int] | None:
         got: tuple[tuple[Finding, ...], int] | None = self._core.scan(
-            text, self._bits, self._extras(text) if self._mixed else None, self._skip)
+            self._bits, self._skip, self._extras(text) if self._mixed else None, text)
         if got is not None and self._health_in_python \
                 and has_health_context(Scan.of(text, self._vocabulary)):
             return got[0], got[1] | HEALTH_CONTEXT

@@ -135,6 +135,27 @@ static void ct_free(CText *ct) {
     memset(ct, 0, sizeof(*ct));
 }
 
+/* Scan.lowered for a text holding U+0130 or U+03A3: str.lower() when it keeps the length,
+   else the ASCII + umlaut lowering (base.py's _ASCII_LOWER). */
+static int lower_by_python(CText *ct, PyObject *text) {
+    Z n = ct->n;
+    PyObject *lowered = PyObject_CallMethod(text, "lower", NULL);
+    if (!lowered) return -1;
+    if (PyUnicode_GET_LENGTH(lowered) == n) {
+        int lk = PyUnicode_KIND(lowered);
+        const void *ld = PyUnicode_DATA(lowered);
+        for (Z i = 0; i < n; i++) ct->low[i] = PyUnicode_READ(lk, ld, i);
+    } else {
+        for (Z i = 0; i < n; i++) {
+            U c = ct->s[i];
+            if ((c >= 'A' && c <= 'Z') || c == 0xC4 || c == 0xD6 || c == 0xDC) c += 32;
+            ct->low[i] = c;
+        }
+    }
+    Py_DECREF(lowered);
+    return 0;
+}
+
 /* 1 prepared, 0 not for the core (a non-ASCII decimal digit), -1 error */
 static int ct_prepare(CText *ct, PyObject *text) {
     memset(ct, 0, sizeof(*ct));
@@ -169,6 +190,11 @@ static int ct_prepare(CText *ct, PyObject *text) {
             ct->low[i] = c < 128 ? ((c >= 'A' && c <= 'Z') ? c + 32 : c) : Py_UNICODE_TOLOWER(c);
         }
     } else {
+        /* str.lower() maps every code point to its simple lower case but two: U+0130 (two
+           code points) and U+03A3 (final sigma, by context). Without them the lowered text
+           is made here; with them str.lower() is asked (test_core_parity checks every code
+           point against str.lower()). */
+        int special = 0;
         for (Z i = 0; i < n; i++) {
             U c = PyUnicode_READ(kind, data, i);
             ct->s[i] = c;
@@ -176,22 +202,10 @@ static int ct_prepare(CText *ct, PyObject *text) {
             ct->raw[i] = r;
             ct->wb[i] = WORD_BYTES[r];
             digit |= c >= '0' && c <= '9';
+            ct->low[i] = c < 128 ? ((c >= 'A' && c <= 'Z') ? c + 32 : c) : Py_UNICODE_TOLOWER(c);
+            special |= c == 0x130 || c == 0x3A3;
         }
-        /* Scan.lowered: str.lower() when it keeps the length, else ASCII + umlauts */
-        PyObject *lowered = PyObject_CallMethod(text, "lower", NULL);
-        if (!lowered) return -1;
-        if (PyUnicode_GET_LENGTH(lowered) == n) {
-            int lk = PyUnicode_KIND(lowered);
-            const void *ld = PyUnicode_DATA(lowered);
-            for (Z i = 0; i < n; i++) ct->low[i] = PyUnicode_READ(lk, ld, i);
-        } else {
-            for (Z i = 0; i < n; i++) {
-                U c = ct->s[i];
-                if ((c >= 'A' && c <= 'Z') || c == 0xC4 || c == 0xD6 || c == 0xDC) c += 32;
-                ct->low[i] = c;
-            }
-        }
-        Py_DECREF(lowered);
+        if (special && lower_by_python(ct, text) < 0) return -1;
     }
     ct->s[n] = 0;
     ct->raw[n] = 0;
@@ -493,6 +507,18 @@ static PyObject *core_detect(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* lowered(text) -> Scan.lowered as the core makes it (for the tests), or None */
+static PyObject *core_lowered(PyObject *self, PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text)) return NULL;
+    CText ct;
+    int ok = ct_prepare(&ct, text);
+    PyObject *result = ok > 0 ? PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, ct.low, ct.n)
+                              : ok == 0 ? Py_NewRef(Py_None) : NULL;
+    ct_free(&ct);
+    return result;
+}
+
 /* health(text) -> bool or None: context.has_health_context */
 static PyObject *core_health(PyObject *self, PyObject *args) {
     PyObject *text;
@@ -527,16 +553,26 @@ static PyObject *make_finding(const Found *f) {
     return obj;
 }
 
-/* scan(text, enabled, extras, skip) -> (findings, flags) or None for a text the core does
-   not take. `extras`: a list of (slot, type index, start, end, confidence) found in Python
-   (site patterns at 2 * detector + 1; whole detectors the core lacks at 2 * detector);
-   `skip`: bit per detector not to run here. findings: a tuple of Finding, deduplicated;
-   flags: level | personal << 2 | health finding << 3 | health context << 4. */
-static PyObject *core_scan(PyObject *self, PyObject *args) {
-    PyObject *text, *extras;
-    unsigned long long bits;
-    unsigned int skip;
-    if (!PyArg_ParseTuple(args, "UKOI", &text, &bits, &extras, &skip)) return NULL;
+/* scan(enabled, skip, extras, text) -> (findings, flags) or None for a text the core does
+   not take (the text comes last, so that functools.partial can bind the rest).
+   `enabled`: bit per finding type; `skip`: bit per detector not to run here; `extras`: None
+   or a list of (slot, type index, start, end, confidence) found in Python (site patterns at
+   2 * detector + 1; whole detectors the core lacks at 2 * detector). findings: a tuple of
+   Finding, deduplicated; flags: level | personal << 2 | health finding << 3 | health
+   context << 4. */
+static PyObject *core_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyUnicode_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "scan(enabled, skip, extras, text: str)");
+        return NULL;
+    }
+    PyObject *extras = args[2], *text = args[3];
+    unsigned long long bits = PyLong_AsUnsignedLongLong(args[0]);
+    unsigned long skip = PyLong_AsUnsignedLong(args[1]);
+    if (PyErr_Occurred()) return NULL;
+    if (!FindingClass) {
+        PyErr_SetString(PyExc_RuntimeError, "scan before setup(Finding, types)");
+        return NULL;
+    }
     CText ct;
     int ok = ct_prepare(&ct, text);
     if (ok <= 0) { ct_free(&ct); if (ok < 0) return NULL; Py_RETURN_NONE; }
@@ -546,7 +582,7 @@ static PyObject *core_scan(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     Z *kept = NULL;
     for (int i = 0; i < NSLOTS; i++) {
-        if ((skip >> i) & 1u) continue;
+        if ((skip >> i) & 1ul) continue;
         if (run_slot(&ct, &out, i) < 0) goto done;
     }
     if (extras != Py_None) {
@@ -608,7 +644,9 @@ static PyObject *core_setup(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"detect", core_detect, METH_VARARGS, "One detector's findings (for tests)."},
     {"health", core_health, METH_VARARGS, "Whether the text speaks of health."},
-    {"scan", core_scan, METH_VARARGS, "Deduplicated findings and level flags."},
+    {"lowered", core_lowered, METH_VARARGS, "The lowered text (for tests)."},
+    {"scan", (PyCFunction)(void (*)(void))core_scan, METH_FASTCALL,
+     "Deduplicated findings and level flags."},
     {"setup", core_setup, METH_VARARGS, "Set the Finding class."},
     {NULL, NULL, 0, NULL},
 };
