@@ -279,6 +279,48 @@ static const char *group_split(const char *re, const char **alts, int *nalts) {
     }
 }
 
+/* group_split's answer for every group of the labels, made once (make_tables) and found by
+   the address of the group's "(" (the labels are static strings): splitting a group again at
+   each attempt cost more than the rest of the matching. */
+typedef struct {
+    const char *open;
+    const char *alts[MOST_ALTERNATIVES];
+    int nalts;
+    const char *close;
+} Group;
+#define MOST_GROUPS 128   /* more than the labels' groups (70) */
+#define GROUP_SLOTS 512
+static Group GROUPS[MOST_GROUPS];
+static int ngroups;
+static short group_slot[GROUP_SLOTS];  /* 1 + an index into GROUPS, 0 for none */
+
+static inline unsigned group_slot_of(const char *open) {
+    return (unsigned)(((uint64_t)(uintptr_t)open * 0x9E3779B97F4A7C15ull) >> 55);  /* 9 bits */
+}
+
+static void remember_groups(const char *re) {
+    for (; *re; re++) {
+        if (*re == '\\') re++;
+        else if (*re == '[') { while (*re != ']') re++; }
+        else if (*re == '(' && ngroups < MOST_GROUPS) {
+            Group *g = &GROUPS[ngroups];
+            g->open = re;
+            g->close = group_split(re + 3, g->alts, &g->nalts);
+            unsigned slot = group_slot_of(re);
+            while (group_slot[slot]) slot = (slot + 1) % GROUP_SLOTS;
+            group_slot[slot] = (short)++ngroups;
+        }
+    }
+}
+
+/* the group opening at `open`; one not remembered is split here */
+static const Group *group_at(const char *open, Group *made) {
+    for (unsigned slot = group_slot_of(open); group_slot[slot]; slot = (slot + 1) % GROUP_SLOTS)
+        if (GROUPS[group_slot[slot] - 1].open == open) return &GROUPS[group_slot[slot] - 1];
+    made->close = group_split(open + 3, made->alts, &made->nalts);
+    return made;
+}
+
 /* whether c matches the one-character atom at re: a literal, "\." or a class "[...]" */
 static int atom_has(const char *re, U c) {
     if (*re == '\\') return c == (U)(unsigned char)re[1];
@@ -323,9 +365,11 @@ static int label(Try *t, const char *re, Z pos, const Cont *k) {
             k = k->next;
             continue;
         case '(': {  /* (?:a|b|...) or (?:...)? */
-            const char *alts[MOST_ALTERNATIVES];
-            int nalts;
-            const char *after = group_split(re + 3, alts, &nalts) + 1;
+            Group made;
+            const Group *g = group_at(re, &made);
+            const char *const *alts = g->alts;
+            int nalts = g->nalts;
+            const char *after = g->close + 1;
             int optional = *after == '?';
             if (optional) after++;
             Cont then = {after, k};
@@ -410,14 +454,95 @@ static int check_value(int check, const U *v, Z len) {
     return 1;
 }
 
-/* ------------------------------------------------------------------ the detector */
+/* ------------------------------------------------------------------ tables made once */
+
+/* Every trigger word once, with the kinds it triggers (a bit per index into KINDS), chained
+   in buckets by its length and first byte (folded to 5 bits): one pass over the tokens,
+   each looked up by its word bytes, finds `scan.words & kind.triggers` for every kind. */
+typedef struct {
+    const char *word;
+    Z len;
+    unsigned kinds;
+    int next;
+    unsigned char raw_first[2];  /* the Latin-1 bytes that lower to its first letter */
+    unsigned char raw_second[2]; /* ... and to its second (a 1-letter word's: 0) */
+} Trigger;
+#define MOST_TRIGGERS 128    /* more than all the kinds' triggers together (90) */
+#define MOST_LABELS 24       /* more than any kind's labels (the licence's 19) */
+static Trigger TRIGGERS[MOST_TRIGGERS];
+static int ntriggers;
+static Z longest_trigger;
+static int trigger_head[32 * 32];           /* 1 + the bucket's first trigger, 0 for none */
+static uint32_t label_firsts[NKINDS];      /* the kind's labels' first letters, a bit per a-z */
+static uint32_t labels_of[NKINDS][26];     /* the kind's labels by first letter, a bit each */
+static unsigned char label_literal[NKINDS][MOST_LABELS];  /* see literal_prefix */
+static unsigned needle_kinds;              /* the kinds that have needles */
+static int tables_ready;
+
+static inline unsigned bucket_of(const unsigned char *w, Z len) {
+    return (w[0] & 31u) * 32u + ((unsigned)len & 31u);
+}
+
+/* How many characters a label regex begins with that must be there as written: plain
+   characters up to the first \, [, (, ?, *, + or one made optional by a ? or * after it.
+   A label can only match at p where low[p:p + that] is those characters. */
+static int literal_prefix(const char *re) {
+    int n = 0;
+    for (;; n++) {
+        switch (re[n]) {
+        case '\0': case '\\': case '[': case '(': case '|': case ')': case '?': case '*':
+        case '+': case '.':
+            return n;
+        }
+        if (re[n + 1] == '?' || re[n + 1] == '*') return n;
+    }
+}
+
+/* A lower-case Latin-1 letter and its upper case, when that is Latin-1 too: the Latin-1
+   bytes that lower to it (for the triggers' letters, a-z and ü, exactly those two). */
+static void raw_forms(unsigned char letter, unsigned char forms[2]) {
+    U upper = Py_UNICODE_TOUPPER((U)letter);
+    forms[0] = letter;
+    forms[1] = (unsigned char)(upper <= 0xFF && Py_UNICODE_TOLOWER(upper) == letter ? upper : letter);
+}
+
+static void make_tables(void) {
+    for (int k = 0; k < NKINDS; k++) {
+        const Kind *kind = &KINDS[k];
+        for (const char *const *w = kind->triggers; *w; w++) {
+            Z len = lit_len(*w);
+            unsigned b = bucket_of((const unsigned char *)*w, len);
+            int j = trigger_head[b];
+            while (j && strcmp(TRIGGERS[j - 1].word, *w) != 0) j = TRIGGERS[j - 1].next;
+            if (!j) {  /* a new word */
+                Trigger *tr = &TRIGGERS[ntriggers];
+                *tr = (Trigger){*w, len, 0, trigger_head[b], {0, 0}};
+                raw_forms((unsigned char)(*w)[0], tr->raw_first);
+                raw_forms((unsigned char)(*w)[1], tr->raw_second);
+                trigger_head[b] = j = ++ntriggers;
+                if (len > longest_trigger) longest_trigger = len;
+            }
+            TRIGGERS[j - 1].kinds |= 1u << k;
+        }
+        for (int l = 0; kind->labels[l]; l++) {
+            label_firsts[k] |= 1u << (kind->labels[l][0] - 'a');
+            labels_of[k][kind->labels[l][0] - 'a'] |= 1u << l;
+            label_literal[k][l] = (unsigned char)literal_prefix(kind->labels[l]);
+            remember_groups(kind->labels[l]);
+        }
+        if (kind->needles) needle_kinds |= 1u << k;
+    }
+    tables_ready = 1;
+}
+
+/* ------------------------------------------------------------------ one kind's windows */
 
 /* finditer of the kind's pattern over low[ws:we]; the findings as LabelledDetector.find */
-static int find_in_window(const CText *ct, const Kind *kind, Z ws, Z we, Out *out) {
+static int find_in_window(const CText *ct, int k, Z ws, Z we, Out *out) {
+    const Kind *kind = &KINDS[k];
     const U *low = ct->low;
     Try t = {low, we, kind->value, 0, 0};
-    uint32_t firsts = 0;  /* the labels' first letters (each label begins with one, a-z) */
-    for (const char *const *l = kind->labels; *l; l++) firsts |= 1u << ((*l)[0] - 'a');
+    uint32_t firsts = label_firsts[k];
     Z p = ws;
     while (p < we) {
         U c = low[p];
@@ -428,8 +553,16 @@ static int find_in_window(const CText *ct, const Kind *kind, Z ws, Z we, Out *ou
             continue;
         }
         int matched = 0;
-        for (const char *const *l = kind->labels; *l && !matched; l++)
-            matched = (U)(unsigned char)(*l)[0] == c && label(&t, *l, p, NULL);
+        for (uint32_t ls = labels_of[k][c - 'a']; ls && !matched; ls &= ls - 1) {
+            /* the labels that begin with c, in order; one whose leading literal is not at p
+               cannot match there */
+            int l = __builtin_ctz(ls);
+            const char *re = kind->labels[l];
+            Z n = label_literal[k][l], i = 1;
+            if (p + n > we) continue;
+            while (i < n && low[p + i] == (U)(unsigned char)re[i]) i++;
+            matched = i >= n && label(&t, re, p, NULL);
+        }
         if (!matched) {
             p++;
             continue;
@@ -449,94 +582,186 @@ static int find_in_window(const CText *ct, const Kind *kind, Z ws, Z we, Out *ou
     return 0;
 }
 
-/* Which pairs of first two letters begin a token of the text, the letters folded to 5 bits
-   (a-z apart; an umlaut or ß shares a bit with a letter, which only lets more through): a
-   cheap test that rules out most triggers before ct_word hashes them. */
-typedef struct { uint32_t second[32]; } Pairs;
-
-static void pairs_of(const CText *ct, Pairs *pairs) {
-    memset(pairs, 0, sizeof(*pairs));
-    for (Z k = 0; k < ct->ntokens; k++) {
-        const unsigned char *w = ct->wb + ct->tokens[k].start;
-        if (ct->tokens[k].len >= 2) pairs->second[w[0] & 31] |= 1u << (w[1] & 31);
-    }
-}
-
-static inline int may_be_word(const Pairs *pairs, const char *word) {
-    const unsigned char *w = (const unsigned char *)word;
-    return pairs->second[w[0] & 31] >> (w[1] & 31) & 1;
-}
-
-/* A word to look for in the lowered text for a kind: a trigger that is a word of the text
-   (Scan.words & kind.triggers), or a needle. */
-typedef struct { const char *word; Z len; int kind; } Sought;
-#define MOST_SOUGHT 256  /* more than all the kinds' triggers and needles together */
+/* ------------------------------------------------------------------ the windows */
 
 /* An occurrence's window, (at - 40, at + len + 80) as in Scan.windows, for a kind. */
 typedef struct { int kind; Z start, end; } Place;
 
-static int cmp_place(const void *a, const void *b) {
-    const Place *x = a, *y = b;
-    if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
-    if (x->start != y->start) return x->start < y->start ? -1 : 1;
-    return x->end < y->end ? -1 : x->end > y->end;
+/* The places found, in a buffer on the stack while they fit (short texts have a few). */
+typedef struct { Place *v; Z n, cap; Place local[32]; } Places;
+
+static int places_add(Places *ps, int kind, Z at, Z len) {
+    if (ps->n == ps->cap) {
+        Z cap = ps->cap * 2;
+        Place *grown = ps->v == ps->local ? PyMem_Malloc((size_t)cap * sizeof(Place))
+                                          : PyMem_Realloc(ps->v, (size_t)cap * sizeof(Place));
+        if (!grown) { PyErr_NoMemory(); return -1; }
+        if (ps->v == ps->local) memcpy(grown, ps->local, sizeof(ps->local));
+        ps->v = grown;
+        ps->cap = cap;
+    }
+    ps->v[ps->n++] = (Place){kind, at > 40 ? at - 40 : 0, at + len + 80};
+    return 0;
 }
 
-/* Scan.windows(kind.triggers, 40, 80, kind.needles) for every enabled kind at once: one
-   pass over the lowered text finds the occurrences of all the words sought (instead of one
-   str.find pass per word), sorted by kind then as Scan.windows sorts them. Returns the
-   number of places (-1: memory error); *places is to be freed by the caller either way. */
-static Z all_places(const CText *ct, Place **places) {
-    Sought sought[MOST_SOUGHT];
-    int nsought = 0;
-    /* the words by first character: head[c] and chain[j] are 1 + an index, 0 for none */
-    short head[256] = {0}, chain[MOST_SOUGHT];
-    Pairs pairs;
-    pairs_of(ct, &pairs);
-    for (int k = 0; k < NKINDS; k++) {
-        const Kind *kind = &KINDS[k];
-        if (!ct_enabled(ct, kind->type)) continue;
-        for (const char *const *w = kind->triggers; *w; w++) {
-            if (may_be_word(&pairs, *w) && ct_word(ct, *w))
-                sought[nsought++] = (Sought){*w, lit_len(*w), k};
-        }
-        for (const char *const *w = kind->needles; w && *w; w++)
-            sought[nsought++] = (Sought){*w, lit_len(*w), k};
+/* A place for each kind in `kinds` at every occurrence of `word` in the lowered text,
+   overlapping ones too (Scan.positions: str.find from at + 1). */
+static int add_positions(const CText *ct, Places *ps, const char *word, Z len, unsigned kinds) {
+    for (Z at = find_in(ct->low, 0, ct->n, word); at >= 0;
+         at = find_in(ct->low, at + 1, ct->n, word))
+        for (int k = 0; k < NKINDS; k++)
+            if (kinds >> k & 1 && places_add(ps, k, at, len) < 0) return -1;
+    return 0;
+}
+
+/* add_positions for several words in one pass over the text. A word occurs at i only where
+   low[i] is its first letter, i.e. where Scan.raw has a Latin-1 byte that lowers to it
+   (raw_first) or '?' (which stands for every code point above 0xFF: of those only U+212A,
+   the Kelvin sign, and U+1E9E lower to a letter of the triggers), and low[i + 1] its second:
+   the pass skips the other places through two tables of bytes, and compares the words
+   there in the lowered text. (raw[n] is 0, in neither table.) */
+#define FEW_WORDS 2  /* up to this many words, add_positions (wmemchr) per word costs less */
+static int all_positions(const CText *ct, Places *ps, const int *sought, int nsought,
+                         unsigned enabled) {
+    unsigned char may_begin[256] = {0}, may_follow[256] = {0};
+    int head[256] = {0}, chain[MOST_TRIGGERS];  /* 1 + an index into sought, 0 none */
+    for (int s = nsought - 1; s >= 0; s--) {
+        const Trigger *tr = &TRIGGERS[sought[s]];
+        unsigned char c = (unsigned char)tr->word[0];
+        chain[s] = head[c];
+        head[c] = s + 1;
+        may_begin[tr->raw_first[0]] = may_begin[tr->raw_first[1]] = 1;
+        may_follow[tr->raw_second[0]] = may_follow[tr->raw_second[1]] = 1;
+        if (tr->len < 2) memset(may_follow, 1, sizeof(may_follow));  /* none now: all have 2+ */
     }
-    *places = NULL;
-    if (nsought == 0) return 0;
-    for (int j = nsought - 1; j >= 0; j--) {
-        unsigned char c = (unsigned char)sought[j].word[0];
-        chain[j] = head[c];
-        head[c] = (short)(j + 1);
-    }
+    may_begin['?'] = may_follow['?'] = 1;
+    const unsigned char *raw = ct->raw;
     const U *low = ct->low;
-    Z n = ct->n, count = 0, cap = 0;
+    Z n = ct->n;
     for (Z i = 0; i < n; i++) {
-        if (low[i] > 0xFF || !head[low[i]]) continue;
-        for (int j = head[low[i]] - 1; j >= 0; j = chain[j] - 1) {
-            if (!starts_with(low, i, n, sought[j].word)) continue;
-            if (count == cap) {
-                cap = cap ? cap * 2 : 16;
-                Place *grown = PyMem_Realloc(*places, (size_t)cap * sizeof(Place));
-                if (!grown) { PyErr_NoMemory(); return -1; }
-                *places = grown;
-            }
-            (*places)[count++] = (Place){sought[j].kind, i > 40 ? i - 40 : 0,
-                                         i + sought[j].len + 80};
+        if (!may_begin[raw[i]] || !may_follow[raw[i + 1]] || low[i] > 0xFF) continue;
+        for (int s = head[low[i]]; s; s = chain[s - 1]) {
+            const Trigger *tr = &TRIGGERS[sought[s - 1]];
+            if (!starts_with(low, i, n, tr->word)) continue;
+            unsigned kinds = tr->kinds & enabled;
+            for (int k = 0; k < NKINDS; k++)
+                if (kinds >> k & 1 && places_add(ps, k, i, tr->len) < 0) return -1;
         }
     }
-    if (count > 1) qsort(*places, (size_t)count, sizeof(Place), cmp_place);
-    return count;
+    return 0;
+}
+
+/* The same for a needle, such as "s/n": its first character that is ASCII but not a letter
+   (no other character lowers to it, so it stands in the lowered text exactly where Scan.raw
+   has it) is sought with memchr in Scan.raw, and the rest compared there; a needle of
+   letters only is sought with find_in. */
+static int add_needle(const CText *ct, Places *ps, const char *needle, unsigned kinds) {
+    Z len = lit_len(needle), j = 0;
+    while (j < len && ((unsigned char)needle[j] >= 128 || is_alpha((U)(unsigned char)needle[j])))
+        j++;
+    if (j == len) return add_positions(ct, ps, needle, len, kinds);
+    const unsigned char *raw = ct->raw;
+    Z n = ct->n;
+    for (Z i = j; i < n;) {
+        const unsigned char *hit = memchr(raw + i, needle[j], (size_t)(n - i));
+        if (!hit) break;
+        i = hit - raw;
+        Z at = i - j;
+        if (at >= 0 && starts_with(ct->low, at, n, needle))
+            for (int k = 0; k < NKINDS; k++)
+                if (kinds >> k & 1 && places_add(ps, k, at, len) < 0) return -1;
+        i++;
+    }
+    return 0;
+}
+
+static inline int place_before(const Place *x, const Place *y) {
+    if (x->kind != y->kind) return x->kind < y->kind;
+    if (x->start != y->start) return x->start < y->start;
+    return x->end < y->end;
+}
+
+static int cmp_place(const void *a, const void *b) {
+    return place_before(a, b) ? -1 : place_before(b, a);
+}
+
+/* Scan.windows(kind.triggers, 40, 80, kind.needles) for every enabled kind at once, the
+   places sorted by kind then as Scan.windows sorts them. The kinds are those whose trigger
+   words are words of the text (`scan.words & self.triggers`: one pass over the tokens, each
+   looked up among the triggers) or whose needles occur; each word present is sought once
+   in the lowered text. -1 on memory error. */
+static int all_places(const CText *ct, Places *ps) {
+    /* which triggers are tokens (a bit per TRIGGERS index), and the kinds they trigger */
+    uint64_t present[(MOST_TRIGGERS + 63) / 64] = {0};
+    int found[MOST_TRIGGERS], nfound = 0;  /* the triggers that are tokens, each once */
+    unsigned kinds = 0;
+    for (Z k = 0; k < ct->ntokens; k++) {
+        Z len = ct->tokens[k].len;
+        if (len > longest_trigger) continue;
+        const unsigned char *w = ct->wb + ct->tokens[k].start;
+        for (int j = trigger_head[bucket_of(w, len)]; j; j = TRIGGERS[j - 1].next) {
+            const Trigger *tr = &TRIGGERS[j - 1];
+            Z i = 0;
+            if (tr->len != len) continue;
+            while (i < len && (unsigned char)tr->word[i] == w[i]) i++;
+            if (i < len) continue;
+            if (!(present[(j - 1) / 64] >> ((j - 1) % 64) & 1)) {
+                present[(j - 1) / 64] |= 1ull << ((j - 1) % 64);
+                found[nfound++] = j - 1;
+                kinds |= tr->kinds;
+            }
+            break;
+        }
+    }
+    /* only kinds with an enabled type (ct_enabled) */
+    unsigned enabled = 0;
+    for (unsigned ks = kinds | needle_kinds; ks; ks &= ks - 1) {
+        int k = __builtin_ctz(ks), type = KINDS[k].type;
+        if (ct->enabled[type / 32] >> (type % 32) & 1) enabled |= 1u << k;
+    }
+    if (kinds & enabled) {
+        int sought[MOST_TRIGGERS], nsought = 0;  /* the present words of enabled kinds */
+        for (int f = 0; f < nfound; f++)
+            if (TRIGGERS[found[f]].kinds & enabled) sought[nsought++] = found[f];
+        if (nsought <= FEW_WORDS) {
+            for (int s = 0; s < nsought; s++) {
+                const Trigger *tr = &TRIGGERS[sought[s]];
+                if (add_positions(ct, ps, tr->word, tr->len, tr->kinds & enabled) < 0) return -1;
+            }
+        } else if (all_positions(ct, ps, sought, nsought, enabled) < 0) {
+            return -1;
+        }
+    }
+    for (unsigned ks = needle_kinds & enabled; ks; ks &= ks - 1) {
+        int k = __builtin_ctz(ks);
+        for (const char *const *w = KINDS[k].needles; *w; w++)
+            if (add_needle(ct, ps, *w, 1u << k) < 0) return -1;
+    }
+    if (ps->n > 16) {
+        qsort(ps->v, (size_t)ps->n, sizeof(Place), cmp_place);
+    } else {  /* insertion sort: most texts have a few places */
+        for (Z i = 1; i < ps->n; i++) {
+            Place x = ps->v[i];
+            Z j = i;
+            for (; j > 0 && place_before(&x, &ps->v[j - 1]); j--) ps->v[j] = ps->v[j - 1];
+            ps->v[j] = x;
+        }
+    }
+    return 0;
 }
 
 /* LabelledDetector.find: the kinds (those with an enabled type) whose trigger words or
    needles occur, in order, each searched in its merged windows */
 int det_labelled(CText *ct, Out *out) {
     if (!ct->has_digit) return 0;
-    Place *places;
-    Z count = all_places(ct, &places);
-    int rc = count < 0 ? -1 : 0;
+    if (!tables_ready) make_tables();
+    Places ps;
+    ps.v = ps.local;
+    ps.n = 0;
+    ps.cap = (Z)(sizeof(ps.local) / sizeof(ps.local[0]));
+    int rc = all_places(ct, &ps);
+    Place *places = ps.v;
+    Z count = ps.n;
     for (Z i = 0; i < count && rc == 0;) {
         /* merge the kind's overlapping windows (Scan.windows), search each */
         Z start = places[i].start, end = places[i].end;
@@ -545,9 +770,9 @@ int det_labelled(CText *ct, Out *out) {
             if (places[j].end > end) end = places[j].end;
             j++;
         }
-        rc = find_in_window(ct, &KINDS[places[i].kind], start, end < ct->n ? end : ct->n, out);
+        rc = find_in_window(ct, places[i].kind, start, end < ct->n ? end : ct->n, out);
         i = j;
     }
-    PyMem_Free(places);
+    if (ps.v != ps.local) PyMem_Free(ps.v);
     return rc;
 }

@@ -1,6 +1,45 @@
 /* network.py: e-mail addresses, URLs, IP and MAC addresses. */
 #include "core.h"
 
+/* ------------------------------------------------------------------ fast skipping */
+
+/* The searches below skip on Scan.raw (ct->raw: Latin-1, '?' above 0xFF) with glibc's
+   vectorised memchr, one byte per character instead of four. For an ASCII character c
+   other than '?', raw[i] == c exactly where s[i] == c, so the positions are the same. */
+
+/* The first i in [from, n) where raw[i] == c, or -1. */
+static inline Z find_byte(const unsigned char *raw, Z from, Z n, int c) {
+    if (from >= n) return -1;
+    const unsigned char *at = memchr(raw + from, c, (size_t)(n - from));
+    return at ? at - raw : -1;
+}
+
+/* The first i >= from where raw[i] is a or b (n when none), for increasing `from`: each
+   byte's next position is remembered (next[0], next[1]; start them at -1) and searched
+   again only once passed, so the text is scanned once per byte however many hits. */
+static Z next_of2(const unsigned char *raw, Z from, Z n, int a, int b, Z next[2]) {
+    if (next[0] < from) { next[0] = find_byte(raw, from, n, a); if (next[0] < 0) next[0] = n; }
+    if (next[1] < from) { next[1] = find_byte(raw, from, n, b); if (next[1] < 0) next[1] = n; }
+    return next[0] < next[1] ? next[0] : next[1];
+}
+
+/* The first "://" starting at or after `from`, or -1: skips to its '/'s (rarer in prose than
+   ':'), the first of which lies at from + 1 or later. */
+static Z find_sep(const unsigned char *raw, Z from, Z n) {
+    for (Z p = find_byte(raw, from + 1, n, '/'); p >= 0; p = find_byte(raw, p + 1, n, '/'))
+        if (raw[p - 1] == ':' && p + 1 < n && raw[p + 1] == '/') return p - 1;
+    return -1;
+}
+
+/* The first "www." starting at or after `from`, or -1 ('w' is rarer than '.'). */
+static Z find_www(const unsigned char *raw, Z from, Z n) {
+    for (Z p = find_byte(raw, from, n, 'w'); p >= 0; p = find_byte(raw, p + 1, n, 'w'))
+        if (p + 3 < n && raw[p + 1] == 'w' && raw[p + 2] == 'w' && raw[p + 3] == '.') return p;
+    return -1;
+}
+
+/* ------------------------------------------------------------------ e-mail addresses */
+
 static int email_local(U c) {
     return (c < 128) && (is_ascii_lower(c) || is_ascii_upper(c) || is_d(c) || c == '.' ||
                          c == '_' || c == '%' || c == '+' || c == '-');
@@ -47,10 +86,9 @@ static Z email_domain(const U *s, Z n, Z at) {
 int det_email(CText *ct, Out *out) {
     const U *s = ct->s;
     Z n = ct->n;
-    if (find_in(s, 0, n, "@") < 0) return 0;
     Z pos = 0;
     while (pos < n) {
-        Z at = find_in(s, pos, n, "@");
+        Z at = find_byte(ct->raw, pos, n, '@');   /* the pattern's finditer: each "@" */
         if (at < 0) break;
         Z end = email_domain(s, n, at);
         if (end < 0) { pos = at + 1; continue; }
@@ -62,32 +100,6 @@ int det_email(CText *ct, Out *out) {
         pos = end;
     }
     return 0;
-}
-
-/* ------------------------------------------------------------------ fast skipping */
-
-/* The first i in [from, n) where s[i] is a or b, else n. Tests 16 code points at a time
-   without branching, which the compiler turns into vector compares: prose is skipped
-   several times faster than by a loop that branches on each character. */
-static Z next_of2(const U *s, Z from, Z n, U a, U b) {
-    Z i = from;
-    for (; i + 16 <= n; i += 16) {
-        int any = 0;
-        for (int k = 0; k < 16; k++) any |= (s[i + k] == a) | (s[i + k] == b);
-        if (any) break;
-    }
-    for (; i < n; i++)
-        if (s[i] == a || s[i] == b) return i;
-    return n;
-}
-
-/* find_in(s, from, n, lit) for an ASCII literal: skips to its first character with
-   next_of2. */
-static Z find_lit(const U *s, Z from, Z n, const char *lit) {
-    U first = (unsigned char)lit[0];
-    for (Z i = next_of2(s, from, n, first, first); i < n; i = next_of2(s, i + 1, n, first, first))
-        if (starts_with(s, i, n, lit)) return i;
-    return -1;
 }
 
 /* ------------------------------------------------------------------ URLs */
@@ -266,13 +278,14 @@ static int internal_host(const U *s, Z from, Z to) {
 int det_url(CText *ct, Out *out) {
     const U *s = ct->s;
     Z n = ct->n;
-    Z sep = find_lit(s, 2, n, "://");   /* a "://" at sep gives starts sep-16 .. sep-2 */
-    Z www = find_lit(s, 0, n, "www.");
+    const unsigned char *raw = ct->raw;
+    Z sep = find_sep(raw, 2, n);   /* a "://" at sep gives starts sep-16 .. sep-2 */
+    Z www = find_www(raw, 0, n);
     Z memo[2] = {-1, -1};
     Z pos = 0;
     for (;;) {
-        if (sep >= 0 && sep < pos + 2) sep = find_lit(s, pos + 2, n, "://");
-        if (www >= 0 && www < pos) www = find_lit(s, pos, n, "www.");
+        if (sep >= 0 && sep < pos + 2) sep = find_sep(raw, pos + 2, n);
+        if (www >= 0 && www < pos) www = find_www(raw, pos, n);
         Z i = -1;
         if (sep >= 0) i = sep - 16 > pos ? sep - 16 : pos;
         if (www >= 0 && (i < 0 || www < i)) i = www;
@@ -358,7 +371,7 @@ static int find_ipv4(CText *ct, Out *out) {
     const U *s = ct->s;
     Z n = ct->n;
     Z pos = 0;
-    for (Z dot = next_of2(s, 1, n, '.', '.'); dot < n; dot = next_of2(s, dot + 1, n, '.', '.')) {
+    for (Z dot = find_byte(ct->raw, 1, n, '.'); dot >= 0; dot = find_byte(ct->raw, dot + 1, n, '.')) {
         if (!is_d(s[dot - 1])) continue;
         Z start = dot - 1;
         while (start > pos && start > dot - 3 && is_d(s[start - 1])) start--;
@@ -460,7 +473,7 @@ static int find_ipv6(CText *ct, Out *out) {
     Z ws = -1, we = -1;
     Z pos = 0;
     for (;;) {
-        Z p = find_lit(s, pos, n, ":");
+        Z p = find_byte(ct->raw, pos, n, ':');
         Z hint = -1;
         if (p >= 0) {
             Z k = p + 1;
@@ -502,7 +515,9 @@ static int find_mac(CText *ct, Out *out) {
     const U *s = ct->s;
     Z n = ct->n;
     Z pos = 0;
-    for (Z p = next_of2(s, 2, n, ':', '-'); p < n; p = next_of2(s, p + 1, n, ':', '-')) {
+    Z next[2] = {-1, -1};
+    for (Z p = next_of2(ct->raw, 2, n, ':', '-', next); p < n;
+         p = next_of2(ct->raw, p + 1, n, ':', '-', next)) {
         Z start = p - 2;
         if (start < pos || !mac_match(s, n, start)) continue;
         pos = start + 17;

@@ -54,30 +54,187 @@ static inline int lit_first(const U *t, Z i, const char *pat) {
     return t[i] == *p;
 }
 
-/* Whether a token of the text is one of `words` (sorted by their bytes, NULL-terminated):
-   ct_any_word by a binary search per token, which costs less than a lookup per word when
-   the text has few tokens (each ct_word hashes its word). */
-static int any_token_of(const CText *ct, const char *const *words, Z count) {
-    for (Z k = 0; k < ct->ntokens; k++) {
-        const unsigned char *b = ct->wb + ct->tokens[k].start;
-        Z len = ct->tokens[k].len, lo = 0, hi = count;
-        while (lo < hi) {
-            Z mid = (lo + hi) / 2;
-            const unsigned char *w = (const unsigned char *)words[mid];
-            Z i = 0;
-            while (i < len && w[i] && b[i] == w[i]) i++;
-            if (i == len && !w[i]) return 1;
-            if (i == len || (w[i] && b[i] < w[i])) hi = mid;
-            else lo = mid + 1;
+/* ---- which of a list's words the text holds (scan.words & words), in one pass ----
+ * A WordSet is a static open-addressed hash of a NULL-terminated word list (Latin-1, lower
+ * case), keyed by first byte, last byte and length, made on first use. ws_present lists
+ * the words that are tokens of the text: on a text with few tokens for the list's size, by
+ * one lookup per token (most miss at an empty slot); on a longer one by ct_word per word
+ * (each usually ruled out by ct->heads). Both answer `word in scan.words`. */
+#define WS_SLOTS 512
+#define WS_MAX 128
+typedef struct {
+    const char *const *words;
+    Z count;
+    unsigned char len[WS_MAX];
+    unsigned char slot[WS_SLOTS];  /* index + 1; 0 empty */
+    uint64_t lens[256];            /* by first byte: bit per length (< 64) of a word */
+    int ready;
+} WordSet;
+
+static inline unsigned ws_key(unsigned first, unsigned last, Z len) {
+    return (first ^ (last << 2) ^ ((unsigned)len << 5)) & (WS_SLOTS - 1);
+}
+
+static void ws_init(WordSet *ws) {
+    Z k = 0;
+    for (; ws->words[k]; k++) {
+        const unsigned char *w = (const unsigned char *)ws->words[k];
+        Z len = (Z)strlen(ws->words[k]);
+        ws->len[k] = (unsigned char)len;
+        unsigned at = ws_key(w[0], w[len - 1], len);
+        while (ws->slot[at]) at = (at + 1) & (WS_SLOTS - 1);
+        ws->slot[at] = (unsigned char)(k + 1);
+        if (len < 64) ws->lens[w[0]] |= 1ull << len;
+    }
+    ws->count = k;
+    ws->ready = 1;
+}
+
+/* The index of the word b[0:len] in `ws`, or -1. */
+static inline Z ws_find(const WordSet *ws, const unsigned char *b, Z len) {
+    for (unsigned at = ws_key(b[0], b[len - 1], len);; at = (at + 1) & (WS_SLOTS - 1)) {
+        unsigned e = ws->slot[at];
+        if (!e) return -1;
+        if (ws->len[e - 1] == len && memcmp(ws->words[e - 1], b, (size_t)len) == 0)
+            return (Z)e - 1;
+    }
+}
+
+/* The indices of the words of `ws` that are tokens of the text, each once, into `idx`
+   (room for ws->count); returns how many. */
+static Z ws_present(const CText *ct, WordSet *ws, unsigned char *idx) {
+    if (!ws->ready) ws_init(ws);
+    Z n = 0;
+    if (ct->ntokens < 2 * ws->count) {
+        unsigned char seen[WS_MAX];
+        memset(seen, 0, (size_t)ws->count);
+        for (Z k = 0; k < ct->ntokens; k++) {
+            const unsigned char *b = ct->wb + ct->tokens[k].start;
+            Z len = ct->tokens[k].len;
+            if (len >= 64 || !((ws->lens[b[0]] >> len) & 1)) continue;  /* most tokens */
+            Z i = ws_find(ws, b, len);
+            if (i >= 0 && !seen[i]) { seen[i] = 1; idx[n++] = (unsigned char)i; }
+        }
+    } else {
+        for (Z i = 0; i < ws->count; i++)
+            if (ct_word(ct, ws->words[i])) idx[n++] = (unsigned char)i;
+    }
+    return n;
+}
+
+/* ---- Scan.windows, from words already known to be present ---- */
+static inline int cmp_span(const Span *x, const Span *y) {
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+static int cmp_span_q(const void *a, const void *b) { return cmp_span(a, b); }
+
+/* The spans of Scan.windows around every occurrence of `word` in the lowered text
+   (Scan.positions: overlapping ones too), appended unsorted. */
+static int word_spans(const CText *ct, const char *word, Z before, Z after, Spans *out) {
+    Z size = (Z)strlen(word) + after;  /* Latin-1: one byte per code point */
+    for (Z at = find_in(ct->low, 0, ct->n, word); at >= 0;
+         at = find_in(ct->low, at + 1, ct->n, word)) {
+        if (spans_add(out, at > before ? at - before : 0, at + size) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The same for needles whose second character is a punctuation mark, '.' or '/'
+   (NULL-terminated list): every occurrence of a needle at `at` has its mark at at + 1,
+   which nothing but the mark itself lowers to and which raw holds exactly there; so memchr
+   finds each mark on raw and the needles with it are compared around them. */
+static int punct_spans(const CText *ct, const char *const *needles, Z before, Z after,
+                       Spans *out) {
+    const U *low = ct->low;
+    Z n = ct->n;
+    for (const char *mk = "./"; *mk; mk++) {
+        unsigned char mark = (unsigned char)*mk;
+        int any = 0;
+        for (const char *const *nd = needles; *nd; nd++) any |= (unsigned char)(*nd)[1] == mark;
+        if (!any) continue;
+        const unsigned char *r = ct->raw + 1, *stop = ct->raw + n;
+        while (r < stop && (r = memchr(r, mark, (size_t)(stop - r))) != NULL) {
+            Z at = (Z)(r - ct->raw) - 1;
+            for (const char *const *nd = needles; *nd; nd++) {
+                const unsigned char *w = (const unsigned char *)*nd;
+                if (w[1] != mark || low[at] != w[0]) continue;
+                Z k = 2;
+                while (w[k] && at + k < n && low[at + k] == w[k]) k++;
+                if (w[k]) continue;
+                if (spans_add(out, at > before ? at - before : 0, at + k + after) < 0) return -1;
+            }
+            r++;
         }
     }
     return 0;
 }
 
-/* Whether scan.words holds none of `words` (sorted, `count` of them, NULL-terminated);
-   only decided when the text has few tokens, else 0 (ct_windows then asks each word). */
-static int surely_absent(const CText *ct, const char *const *words, Z count) {
-    return ct->ntokens < count / 2 && !any_token_of(ct, words, count);
+/* punct_spans for a text whose tokens are listed: a needle's first character is an ASCII
+   letter (y, j, d), which only itself and its capital lower to (Python's str.lower; the
+   Kelvin sign, the one other character lowering to an ASCII letter, gives k), and both
+   are word bytes; the mark after it is not. So each occurrence begins at the last byte of
+   a token followed by the mark, and only token ends need looking at. */
+static int token_end_spans(const CText *ct, const char *const *needles, Z before, Z after,
+                           Spans *out) {
+    const U *low = ct->low;
+    Z n = ct->n;
+    for (Z t = 0; t < ct->ntokens; t++) {
+        Z e = ct->tokens[t].start + ct->tokens[t].len;  /* the mark's place */
+        if (e >= n || (ct->raw[e] != '.' && ct->raw[e] != '/')) continue;
+        Z at = e - 1;
+        for (const char *const *nd = needles; *nd; nd++) {
+            const unsigned char *w = (const unsigned char *)*nd;
+            if (low[at] != w[0] || ct->raw[e] != w[1]) continue;
+            Z k = 2;
+            while (w[k] && at + k < n && low[at + k] == w[k]) k++;
+            if (w[k]) continue;
+            if (spans_add(out, at > before ? at - before : 0, at + k + after) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sorts and merges the spans as Scan.windows does (equal spans are alike, so any sort
+   gives the same list). */
+static void merge_spans(Spans *out) {
+    if (out->n <= 1) return;
+    if (out->n <= 16) {
+        for (Z i = 1; i < out->n; i++) {
+            Span sp = out->v[i];
+            Z j = i;
+            while (j > 0 && cmp_span(&out->v[j - 1], &sp) > 0) { out->v[j] = out->v[j - 1]; j--; }
+            out->v[j] = sp;
+        }
+    } else {
+        qsort(out->v, (size_t)out->n, sizeof(Span), cmp_span_q);
+    }
+    Z m = 0;
+    for (Z i = 1; i < out->n; i++) {
+        Span sp = out->v[i];
+        if (sp.start <= out->v[m].end) {
+            if (sp.end > out->v[m].end) out->v[m].end = sp.end;
+        } else {
+            out->v[++m] = sp;
+        }
+    }
+    out->n = m + 1;
+}
+
+/* Scan.windows(ws->words, before, after, needles) given the present words (`idx`, `count`
+   of them) and needles with a punctuation mark second (or NULL); the marks are looked for
+   after the tokens on a text with few of them, else by memchr. */
+static int windows_of(const CText *ct, const WordSet *ws, const unsigned char *idx, Z count,
+                      const char *const *needles, Z before, Z after, Spans *out) {
+    spans_clear(out);
+    for (Z k = 0; k < count; k++)
+        if (word_spans(ct, ws->words[idx[k]], before, after, out) < 0) return -1;
+    if (needles && (ct->ntokens < 64 ? token_end_spans(ct, needles, before, after, out)
+                                     : punct_spans(ct, needles, before, after, out)) < 0)
+        return -1;
+    merge_spans(out);
+    return 0;
 }
 
 /* ================================================================== AgeDetector */
@@ -86,7 +243,7 @@ static const char *const AGE_TRIGGERS[] = {
     "age", "ages", "aged", "alter", "old", "yo", "jahre", "j\xe4hrige", "j\xe4hriger",
     "j\xe4hrigen", "j\xe4hriges", "j\xe4hrigem", NULL,
 };
-static const char *const AGE_NEEDLES[] = {"y/o", "y.o.", "j.", NULL};
+static WordSet AGE_WORDS = {AGE_TRIGGERS};
 
 /* One try of AgeDetector's pattern at t[p:end] (the lowered text, a window):
  *   (?<![\w])(?:(?:age[ds]?|alter|aged)[ \t]*:?[ \t]*(?:of[ \t]+|von[ \t]+)?(?P<a>\d{2,3})
@@ -176,8 +333,14 @@ static int age_at(const U *t, Z p, Z end, Z *gs, Z *ge, Z *mend) {
    ages 90 to 125. */
 int det_age(CText *ct, Out *out) {
     if (!ct->has_digit) return 0;
+    unsigned char idx[WS_MAX];  /* the present triggers, and the needles */
+    Z npresent = ws_present(ct, &AGE_WORDS, idx);
+    static const char *const NEEDLES[] = {"y/o", "y.o.", "j.", NULL};
     Spans windows = {0};
-    if (ct_windows(ct, AGE_TRIGGERS, 12, 12, AGE_NEEDLES, &windows) < 0) return -1;
+    if (windows_of(ct, &AGE_WORDS, idx, npresent, NEEDLES, 12, 12, &windows) < 0) {
+        spans_free(&windows);
+        return -1;
+    }
     const U *t = ct->low;
     int rc = 0;
     for (Z w = 0; w < windows.n && rc == 0; w++) {
@@ -201,7 +364,7 @@ int det_age(CText *ct, Out *out) {
 
 /* ================================================================== PersonDateDetector */
 
-/* sorted by their bytes (any_token_of) */
+/* the words of Scan.windows (a WordSet) */
 static const char *const DATE_TRIGGERS[] = {
     "admission", "admit", "admitted", "appointment", "aufgenommen", "aufnahme",
     "behandlungsdatum", "birth", "birthdate", "birthday", "born", "date", "deceased", "died",
@@ -209,8 +372,7 @@ static const char *const DATE_TRIGGERS[] = {
     "geboren", "geburtsdatum", "geburtstag", "op", "operated", "operiert", "procedure", "seen",
     "sterbedatum", "surgery", "termin", "verstorben", "visit", "vorstellung", NULL,
 };
-#define DATE_TRIGGERS_COUNT ((Z)(sizeof DATE_TRIGGERS / sizeof DATE_TRIGGERS[0] - 1))
-static const char *const DATE_NEEDLES[] = {"d.o.b", NULL};
+static WordSet DATE_WORDS = {DATE_TRIGGERS};
 
 /* _BIRTH_CUES + _EVENT_CUES in lit() form, in the pattern's order (at_word_start groups
    them by first letter, which keeps the order of those that can match at one place);
@@ -228,6 +390,21 @@ static const Cue CUES[] = {
     {"behandlungsdatum", 0}, {"op-datum", 0}, {"operiert", 0}, {"termin", 0},
     {"vorstellung", 0}, {NULL, 0},
 };
+
+/* The cues by first byte, in the pattern's order: CUE_FIRST[c] is the first cue beginning
+   with c (index + 1, 0 none), CUE_NEXT[k] the next one after cue k with its first byte. */
+#define NCUES ((int)(sizeof CUES / sizeof CUES[0] - 1))
+static unsigned char CUE_FIRST[256], CUE_NEXT[NCUES];
+static int cues_ready;
+
+static void cues_init(void) {
+    for (int k = NCUES - 1; k >= 0; k--) {
+        unsigned char c = (unsigned char)CUES[k].cue[0];
+        CUE_NEXT[k] = CUE_FIRST[c];
+        CUE_FIRST[c] = (unsigned char)(k + 1);
+    }
+    cues_ready = 1;
+}
 
 /* A three-letter month of `months` (space-separated) at t[i:end]. */
 static int month_at(const U *t, Z i, Z end, const char *months) {
@@ -328,22 +505,29 @@ static int after_cue(const U *t, Z c, Z end, Z *ds, Z *de) {
    of birth unless a four-digit year in it is before 1900. */
 int det_person_date(CText *ct, Out *out) {
     if (!ct->has_digit) return 0;
-    if (surely_absent(ct, DATE_TRIGGERS, DATE_TRIGGERS_COUNT) && !ct_in_low(ct, "d.o.b")) return 0;
+    if (!cues_ready) cues_init();
+    unsigned char idx[WS_MAX];  /* the present triggers, and the needle "d.o.b" */
+    Z npresent = ws_present(ct, &DATE_WORDS, idx);
+    static const char *const DOB[] = {"d.o.b", NULL};
     Spans windows = {0};
-    if (ct_windows(ct, DATE_TRIGGERS, 12, 80, DATE_NEEDLES, &windows) < 0) return -1;
+    if (windows_of(ct, &DATE_WORDS, idx, npresent, DOB, 12, 80, &windows) < 0) {
+        spans_free(&windows);
+        return -1;
+    }
     const U *t = ct->low;
     int rc = 0;
     for (Z w = 0; w < windows.n && rc == 0; w++) {
         Z end = windows.v[w].end < ct->n ? windows.v[w].end : ct->n;
         Z p = windows.v[w].start;
         while (p < end) {
-            if (p > 0 && is_w(t[p - 1])) { p++; continue; }
+            /* a cue's first byte, then the lookbehind (?<!\w) */
+            U c0 = t[p];
+            if (c0 > 0xFF || !CUE_FIRST[c0] || (p > 0 && is_w(t[p - 1]))) { p++; continue; }
             const Cue *hit = NULL;
             Z ds = 0, de = 0;
-            for (const Cue *cue = CUES; cue->cue; cue++) {
-                if ((U)(unsigned char)cue->cue[0] != t[p]) continue;
-                Z c = lit(t, p, end, cue->cue);
-                if (c >= 0 && after_cue(t, c, end, &ds, &de)) { hit = cue; break; }
+            for (int k = CUE_FIRST[c0] - 1; k >= 0; k = CUE_NEXT[k] - 1) {
+                Z c = lit(t, p, end, CUES[k].cue);
+                if (c >= 0 && after_cue(t, c, end, &ds, &de)) { hit = &CUES[k]; break; }
             }
             if (!hit) { p++; continue; }
             p = de;
@@ -368,8 +552,8 @@ int det_person_date(CText *ct, Out *out) {
 
 /* ================================================================== NameDetector */
 
-/* NameDetector._window_words: windows(…, 2, 120) are around these (sorted by their bytes,
-   for any_token_of) */
+/* NameDetector._window_words: windows(…, 2, 120) are around these (each is one of
+   NAME_STARTS too, which NAME_WORDS looks up) */
 static const char *const NAME_TRIGGERS[] = {
     "ansprechpartner", "ansprechpartnerin", "antragsteller", "antragstellerin", "arzt",
     "attending", "bediener", "bedienerin", "bewohner", "bewohnerin", "client", "dr",
@@ -381,7 +565,6 @@ static const char *const NAME_TRIGGERS[] = {
     "subscriber", "supervisor", "techniker", "technikerin", "unterschrift", "versicherte",
     "versicherten", "versicherter", "vorgesetzte", "vorgesetzter", "vorname", "\xe4rztin", NULL,
 };
-#define NAME_TRIGGERS_COUNT ((Z)(sizeof NAME_TRIGGERS / sizeof NAME_TRIGGERS[0] - 1))
 /* _STARTS: a match is tried only where one of these (present as a word) begins; sorted by
    their bytes, so that those with one first letter stand together */
 static const char *const NAME_STARTS[] = {
@@ -397,22 +580,31 @@ static const char *const NAME_STARTS[] = {
     "vorgesetzten", "vorgesetzter", "vorname", "\xe4rztin", NULL,
 };
 #define NAME_STARTS_COUNT ((Z)(sizeof NAME_STARTS / sizeof NAME_STARTS[0] - 1))
+static WordSet NAME_WORDS = {NAME_STARTS};  /* _STARTS holds every window word too */
 
-/* Whether a _STARTS word that is in scan.words begins at low[p:end] (match_in_windows'
-   needles); `present` caches ct_word per word. */
-static int starts_here(const CText *ct, Z p, Z end, signed char *present) {
-    U c = ct->low[p];
-    if (c > 0xFF) return 0;
-    Z lo = 0, hi = NAME_STARTS_COUNT;  /* the first word whose first byte is >= c */
-    while (lo < hi) {
-        Z mid = (lo + hi) / 2;
-        if ((unsigned char)NAME_STARTS[mid][0] < c) lo = mid + 1;
-        else hi = mid;
+/* Per first byte, the range of NAME_STARTS beginning with it (the list is sorted), and
+   whether each _STARTS word is a window word (NAME_TRIGGERS); made with NAME_WORDS. */
+static unsigned char START_FROM[256], START_TO[256];
+static unsigned char START_IS_TRIGGER[WS_MAX];
+
+static void name_init(void) {
+    ws_init(&NAME_WORDS);
+    for (Z k = NAME_STARTS_COUNT - 1; k >= 0; k--) {
+        unsigned char c = (unsigned char)NAME_STARTS[k][0];
+        if (!START_TO[c]) START_TO[c] = (unsigned char)(k + 1);
+        START_FROM[c] = (unsigned char)k;
     }
-    for (Z k = lo; k < NAME_STARTS_COUNT && (unsigned char)NAME_STARTS[k][0] == c; k++) {
-        if (!starts_with(ct->low, p, end, NAME_STARTS[k])) continue;
-        if (present[k] < 0) present[k] = (signed char)ct_word(ct, NAME_STARTS[k]);
-        if (present[k]) return 1;
+    for (const char *const *w = NAME_TRIGGERS; *w; w++) {
+        Z k = ws_find(&NAME_WORDS, (const unsigned char *)*w, (Z)strlen(*w));
+        if (k >= 0) START_IS_TRIGGER[k] = 1;  /* every window word is one of _STARTS */
+    }
+}
+
+/* Whether a _STARTS word that is in scan.words (`present`) begins at low[p:end]
+   (match_in_windows' needles); c = low[p], known to be the first byte of one. */
+static inline int starts_here(const CText *ct, Z p, Z end, U c, const unsigned char *present) {
+    for (Z k = START_FROM[c]; k < START_TO[c]; k++) {
+        if (present[k] && starts_with(ct->low, p, end, NAME_STARTS[k])) return 1;
     }
     return 0;
 }
@@ -600,13 +792,24 @@ static int name_match(const U *t, Z p, Z end, Z *ns, Z *ne) {
     return 0;
 }
 
-/* Whether t[start:end] is one of _NOT_NAMES. */
+/* Whether t[start:end] is one of _NOT_NAMES (looked up in a WordSet by its first and last
+   code points and length; a code point above 0xFF gives some key, and no word matches). */
+static WordSet NOT_NAME_WORDS = {NOT_NAMES};
+
 static int not_name(const U *t, Z start, Z end) {
-    for (const char *const *w = NOT_NAMES; *w; w++) {
-        if ((U)(unsigned char)(*w)[0] == t[start] && starts_with(t, start, end, *w) &&
-            lit_len(*w) == end - start) return 1;
+    Z len = end - start;
+    if (len <= 0) return 0;
+    if (!NOT_NAME_WORDS.ready) ws_init(&NOT_NAME_WORDS);
+    const WordSet *ws = &NOT_NAME_WORDS;
+    for (unsigned at = ws_key(t[start], t[end - 1], len);; at = (at + 1) & (WS_SLOTS - 1)) {
+        unsigned e = ws->slot[at];
+        if (!e) return 0;
+        if (ws->len[e - 1] != len) continue;
+        const unsigned char *w = (const unsigned char *)ws->words[e - 1];
+        Z k = 0;
+        while (k < len && t[start + k] == (U)w[k]) k++;
+        if (k == len) return 1;
     }
-    return 0;
 }
 
 /* Whether t[a:a+len] and t[b:b+len] are the same. */
@@ -649,20 +852,33 @@ static int surname_mentions(CText *ct, Z at, Z len, const Spans *found, Out *out
    with trailing _NOT_NAMES words dropped and a name that begins with one skipped, into
    `found`; their surnames (the last word, unless a lone word after "Dr"/"Prof") into
    `surnames` as (start, length), each once, in the order found. */
-static int find_names(CText *ct, const Spans *windows, Spans *found, Spans *surnames) {
-    signed char present[NAME_STARTS_COUNT];  /* each _STARTS word in scan.words; -1 unknown */
-    memset(present, -1, sizeof(present));
+static int find_names(CText *ct, const Spans *windows, const unsigned char *present,
+                      Spans *found, Spans *surnames) {
+    /* The bytes a match can begin with: the pattern's first character is an ASCII
+       letter, or "Ä" (Ärztin), in either case, and where a present _STARTS word begins
+       its lowering is that word's first byte. So raw (the text's byte there; '?' above
+       0xFF) must be one of the first bytes of the present words or their capitals. */
+    unsigned char first_ok[256] = {0};
+    for (Z k = 0; k < NAME_STARTS_COUNT; k++) {
+        if (!present[k]) continue;
+        unsigned char c = (unsigned char)NAME_STARTS[k][0];
+        first_ok[c] = first_ok[c - 32] = 1;  /* a-z and ä: their capitals are 32 below */
+    }
     const U *t = ct->s;
+    const unsigned char *raw = ct->raw;
     for (Z w = 0; w < windows->n; w++) {
         Z start = windows->v[w].start;
         Z end = windows->v[w].end < ct->n ? windows->v[w].end : ct->n;
         Z last_end = 0;
         for (Z p = start; p < end; p++) {
-            /* the lookbehind first: where it fails, whether a needle starts there does
-               not matter */
+            /* a needle's first byte, then the lookbehind: where either fails, nothing
+               matches at p */
+            if (!first_ok[raw[p]]) continue;
             if (p < last_end || (p > 0 && (is_w(t[p - 1]) || t[p - 1] == '.'))) continue;
             Z ns, ne;
-            if (!starts_here(ct, p, end, present) || !name_match(t, p, end, &ns, &ne)) continue;
+            U c = ct->low[p];
+            if (c > 0xFF || !starts_here(ct, p, end, c, present) || !name_match(t, p, end, &ns, &ne))
+                continue;
             last_end = ne;
             /* the \S+ parts of the name (its only spaces are spaces and tabs) */
             Z last = ne;  /* end of the last kept part */
@@ -698,10 +914,17 @@ static int find_names(CText *ct, const Spans *windows, Spans *found, Spans *surn
    the surnames as a set (an order that changes with the hash seed); here they are taken in
    the order found. */
 int det_name(CText *ct, Out *out) {
-    if (surely_absent(ct, NAME_TRIGGERS, NAME_TRIGGERS_COUNT)) return 0;
+    if (!NAME_WORDS.ready) name_init();
+    unsigned char idx[WS_MAX], win[WS_MAX];  /* the _STARTS words in scan.words */
+    Z npresent = ws_present(ct, &NAME_WORDS, idx), nwin = 0;
+    for (Z k = 0; k < npresent; k++)  /* those that are window words */
+        if (START_IS_TRIGGER[idx[k]]) win[nwin++] = idx[k];
+    if (!nwin) return 0;
+    unsigned char present[WS_MAX] = {0};
+    for (Z k = 0; k < npresent; k++) present[idx[k]] = 1;
     Spans windows = {0}, found = {0}, surnames = {0};
-    int rc = ct_windows(ct, NAME_TRIGGERS, 2, 120, NULL, &windows);
-    if (rc == 0) rc = find_names(ct, &windows, &found, &surnames);
+    int rc = windows_of(ct, &NAME_WORDS, win, nwin, NULL, 2, 120, &windows);
+    if (rc == 0) rc = find_names(ct, &windows, present, &found, &surnames);
     for (Z k = 0; rc == 0 && k < found.n; k++)
         rc = out_add(out, T_PERSON_NAME, found.v[k].start, found.v[k].end, 0.75);
     for (Z k = 0; rc == 0 && k < surnames.n; k++) {

@@ -145,11 +145,8 @@ static const unsigned char TOKEN_FIRST[128] = {
 /* The first loop of find: self._tokens.finditer(text), each match reported unless a letter,
    digit or "_" precedes it (a match that is not reported is still passed over). finditer
    tries every position in turn; only those up to TOKEN_REACH before an anchor can match, so
-   only they are tried (in order, each once, none inside the last match).
-   find runs this only when _may_hold_token holds, which every reported match makes true:
-   the prefix of one that nothing word-like precedes is a whole word of _TOKEN_WORDS ("ghp",
-   "sk", "xoxb"...: the word bytes are all letters), or holds "eyJ" or a _TOKEN_NEEDLES
-   ("AKIA", "AIza"...). So the check is left out here. */
+   only they are tried (in order, each once, none inside the last match). find runs this
+   only when _may_hold_token holds (may_hold_token below). */
 static int tokens(const CText *ct, Out *out) {
     const U *s = ct->s;
     const char *raw = (const char *)ct->raw;   /* 0-terminated; anchors are ASCII */
@@ -172,17 +169,78 @@ static int tokens(const CText *ct, Out *out) {
     return 0;
 }
 
-/* Where an ASCII needle without "?" first occurs in the text from `from` on, or -1: Scan.raw
-   (Latin-1, "?" above it) holds it exactly where the text does. */
-static Z find_raw(const CText *ct, Z from, const char *needle) {
-    const unsigned char *raw = ct->raw, *end = raw + ct->n;
-    size_t len = strlen(needle);
-    for (const unsigned char *at = raw + from; at < end; at++) {
-        at = memchr(at, needle[0], (size_t)(end - at));
-        if (!at || (size_t)(end - at) < len) return -1;
-        if (memcmp(at, needle, len) == 0) return at - raw;
+/* The searches below skip on Scan.raw (Latin-1, "?" above 0xFF) with glibc's vectorised
+   memchr: an ASCII character other than "?" stands in raw exactly where it does in the
+   text. */
+
+/* The first i in [from, n) where raw[i] == c, or -1. */
+static inline Z find_byte(const unsigned char *raw, Z from, Z n, int c) {
+    if (from >= n) return -1;
+    const unsigned char *at = memchr(raw + from, c, (size_t)(n - from));
+    return at ? at - raw : -1;
+}
+
+/* Where the ASCII `needle` (no "?") first occurs at or after `from`, or -1: skips to its
+   character at `key` (one that is rare in prose). */
+static inline Z find_raw(const CText *ct, Z from, const char *needle, Z key) {
+    const unsigned char *raw = ct->raw;
+    Z n = ct->n, len = lit_len(needle);
+    for (Z p = find_byte(raw, from + key, n, needle[key]); p >= 0;
+         p = find_byte(raw, p + 1, n, needle[key])) {
+        if (p - key + len > n) return -1;
+        Z q = 0;
+        while (q < len && raw[p - key + q] == (unsigned char)needle[q]) q++;
+        if (q == len) return p - key;
     }
     return -1;
+}
+
+/* What find's gates look for in the text, found in one pass over Scan.raw that stops only at
+   "J", "A", "B" and "/" (rare in prose; strcspn is vectorised): whether it holds "eyJ" or a
+   _TOKEN_NEEDLES ("AKIA", "AIza"...; _may_hold_token's `"A" in text and any(...)`), and the
+   first "-----BEGIN " and "://" (-1 when none). A character stops being looked for once
+   what it stands for is known. */
+typedef struct { int token_needle; Z begin, sep; } Marks;
+
+static void prescan(const CText *ct, int token_word, Marks *m) {
+    const unsigned char *raw = ct->raw;   /* 0-terminated */
+    Z n = ct->n;
+    m->token_needle = token_word;   /* with a token word the needles need not be looked for */
+    m->begin = m->sep = -1;
+    for (Z p = -1; p < n;) {
+        char stops[5];
+        int k = 0;
+        if (!m->token_needle) { stops[k++] = 'J'; stops[k++] = 'A'; }
+        if (m->begin < 0) stops[k++] = 'B';
+        if (m->sep < 0) stops[k++] = '/';
+        if (!k) break;
+        stops[k] = 0;
+        p += 1 + (Z)strcspn((const char *)raw + p + 1, stops);
+        if (p >= n) break;
+        const unsigned char *r = raw + p;
+        switch (r[0]) {
+        case 'J':   /* "eyJ" */
+            if (p >= 2 && r[-2] == 'e' && r[-1] == 'y') m->token_needle = 1;
+            break;
+        case 'A':   /* AKIA ASIA AGPA AIDA AROA ANPA AIPA AIza */
+            if (p + 3 >= n) break;
+            switch (r[1]) {
+            case 'K': case 'S': m->token_needle |= r[2] == 'I' && r[3] == 'A'; break;
+            case 'G': case 'N': m->token_needle |= r[2] == 'P' && r[3] == 'A'; break;
+            case 'R': m->token_needle |= r[2] == 'O' && r[3] == 'A'; break;
+            case 'I': m->token_needle |= ((r[2] == 'D' || r[2] == 'P') && r[3] == 'A') ||
+                                         (r[2] == 'z' && r[3] == 'a');
+                      break;
+            }
+            break;
+        case 'B':   /* "-----BEGIN " */
+            if (p >= 5 && p + 6 <= n && memcmp(r - 5, "-----BEGIN ", 11) == 0) m->begin = p - 5;
+            break;
+        case '/':   /* "://" */
+            if (p >= 1 && p + 1 < n && r[-1] == ':' && r[1] == '/') m->sep = p - 1;
+            break;
+        }   /* (a NUL inside the text stops strcspn too, and is passed over) */
+    }
 }
 
 /* ------------------------------------------------------------------ private key blocks */
@@ -209,24 +267,23 @@ static Z key_line(const U *s, Z n, Z i, const char *opening) {
 
 /* self._private_key.finditer(text): a BEGIN line, then (DOTALL) lazily up to the end of the
    first END line after it, or else to the end of the text. */
-static int private_keys(const CText *ct, Out *out) {
+static int private_keys(const CText *ct, Z first, Out *out) {
     const U *s = ct->s;
     Z n = ct->n;
-    Z pos = 0;
-    for (;;) {
-        Z at = find_raw(ct, pos, "-----BEGIN ");
-        if (at < 0) return 0;
+    for (Z at = first; at >= 0;) {   /* first: the first "-----BEGIN " (prescan) */
         Z head = key_line(s, n, at, "-----BEGIN ");
-        if (head < 0) { pos = at + 1; continue; }
+        if (head < 0) { at = find_raw(ct, at + 1, "-----BEGIN ", 5); continue; }
         Z end = n;
-        for (Z q = find_raw(ct, head, "-----END "); q >= 0; q = find_raw(ct, q + 1, "-----END ")) {
+        for (Z q = find_raw(ct, head, "-----END ", 5); q >= 0;
+             q = find_raw(ct, q + 1, "-----END ", 5)) {
             Z e = key_line(s, n, q, "-----END ");
             if (e >= 0) { end = e; break; }
         }
         if (out_add(out, T_PRIVATE_KEY, at, end, 0.99) < 0) return -1;
         if (end >= n) return 0;
-        pos = end;
+        at = find_raw(ct, end, "-----BEGIN ", 5);
     }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ passwords */
@@ -272,7 +329,11 @@ static int password_tail(const U *s, Z e, Z j, Z *vs, Z *ve) {
 /* The ends of the label (_PASSWORD_LABELS) that can start at i, in re's order, in ends[];
    returns how many. The lookbehind (?<![\w-].) looks before the window too. */
 static int label_ends(const U *s, Z e, Z i, Z *ends) {
+    static const unsigned char FIRST[128] = {
+        ['p'] = 1, ['k'] = 1, ['s'] = 1, ['c'] = 1, ['a'] = 1, ['b'] = 1, ['t'] = 1, ['z'] = 1,
+    };
     int k = 0;
+    if (s[i] >= 128 || !FIRST[s[i]]) return 0;   /* no label starts here */
     if (i > 0 && (is_w(s[i - 1]) || s[i - 1] == '-')) return 0;
     switch (s[i]) {
     case 'p':
@@ -357,45 +418,81 @@ static const char *const PASSWORD_WORDS[] = {
     "password", "passwort", "passwd", "pass", "pwd", "kennwort", "secret", "passphrase", "key",
     "token", "bearer", "zugangsdaten", "credentials", "credential", "client", NULL,
 };
+#define N_PASSWORD_WORDS 15
+/* _TOKEN_WORDS */
+static const char *const TOKEN_WORDS[] = {
+    "accountkey", "ghp", "gho", "ghu", "ghs", "ghr", "github", "glpat", "sk", "rk", "pk",
+    "xoxa", "xoxb", "xoxp", "xoxo", "xoxs", "xoxr", "hf", "npm", NULL,
+};
 
-static int is_word(const unsigned char *w, Z len, const char *word) {
-    return len == lit_len(word) && memcmp(w, word, (size_t)len) == 0;
+/* The words of PASSWORD_WORDS (kind 0) and TOKEN_WORDS (kind 1) by first letter, with a bit
+   per length (1-31) of each letter's words: most tokens fail that test, and the rest are
+   compared with their letter's few words only. */
+typedef struct { const char *word; Z len; int kind, index; } Entry;
+static uint32_t LENGTHS[256];   /* by first byte (a word byte: Latin-1) */
+static struct { int n; Entry v[8]; } BY_LETTER[26];
+
+static void init_by_letter(void) {
+    static int done = 0;
+    if (done) return;
+    for (int kind = 0; kind < 2; kind++) {
+        const char *const *list = kind ? TOKEN_WORDS : PASSWORD_WORDS;
+        for (int m = 0; list[m]; m++) {
+            int letter = list[m][0] - 'a';
+            Z len = lit_len(list[m]);
+            LENGTHS[(unsigned char)list[m][0]] |= 1u << len;
+            BY_LETTER[letter].v[BY_LETTER[letter].n++] = (Entry){list[m], len, kind, m};
+        }
+    }
+    done = 1;
 }
 
-/* Whether a word of PASSWORD_WORDS is a token of the text (ct_any_word: one pass over the
-   tokens costs less than a look-up per word on the short texts that hold none). */
-static int has_password_word(const CText *ct) {
-    for (Z k = 0; k < ct->ntokens; k++) {
-        const unsigned char *w = ct->wb + ct->tokens[k].start;
-        Z len = ct->tokens[k].len;
-        int found = 0;
-        switch (w[0]) {
-        case 'p':
-            found = is_word(w, len, "password") || is_word(w, len, "passwort") ||
-                    is_word(w, len, "passwd") || is_word(w, len, "pass") ||
-                    is_word(w, len, "pwd") || is_word(w, len, "passphrase");
-            break;
-        case 'k': found = is_word(w, len, "kennwort") || is_word(w, len, "key"); break;
-        case 's': found = is_word(w, len, "secret"); break;
-        case 't': found = is_word(w, len, "token"); break;
-        case 'b': found = is_word(w, len, "bearer"); break;
-        case 'z': found = is_word(w, len, "zugangsdaten"); break;
-        case 'c':
-            found = is_word(w, len, "credentials") || is_word(w, len, "credential") ||
-                    is_word(w, len, "client");
+/* What one pass over the text's tokens (Scan.words) finds: whether a word of TOKEN_WORDS is
+   one (`not scan.words.isdisjoint(_TOKEN_WORDS)`), and which words of PASSWORD_WORDS are
+   (`words & self._password_words`, NULL-terminated in `present`, each once). */
+typedef struct {
+    int token_word;
+    const char *present[N_PASSWORD_WORDS + 1];
+    int npresent;
+} Words;
+
+static void find_words(const CText *ct, Words *found) {
+    init_by_letter();
+    const unsigned char *wb = ct->wb;
+    int token_word = 0, npresent = 0;
+    unsigned int seen = 0;   /* bit per PASSWORD_WORDS entry already in `present` */
+    for (const Token *tok = ct->tokens, *end = tok + ct->ntokens; tok < end; tok++) {
+        const unsigned char *w = wb + tok->start;
+        Z len = tok->len;
+        if ((size_t)len >= 32 || !((LENGTHS[w[0]] >> len) & 1)) continue;
+        unsigned int letter = (unsigned int)w[0] - 'a';   /* a-z: LENGTHS is 0 elsewhere */
+        for (int m = 0; m < BY_LETTER[letter].n; m++) {
+            const Entry *e = &BY_LETTER[letter].v[m];
+            if (e->len != len) continue;
+            Z q = 1;
+            while (q < len && w[q] == (unsigned char)e->word[q]) q++;
+            if (q < len) continue;
+            if (e->kind) {
+                token_word = 1;
+            } else if (!((seen >> e->index) & 1)) {
+                seen |= 1u << e->index;
+                found->present[npresent++] = e->word;
+            }
             break;
         }
-        if (found) return 1;
     }
-    return 0;
+    found->present[npresent] = NULL;
+    found->npresent = npresent;
+    found->token_word = token_word;
 }
 
 /* self._password.finditer(lowered, s, e) in each of scan.windows(self._password_words, 20,
    150), each value kept if _looks_like_password (API_KEY after an API label). */
-static int passwords(const CText *ct, Out *out) {
-    if (!has_password_word(ct)) return 0;
+static int passwords(const CText *ct, const Words *found, Out *out) {
+    if (!found->npresent) return 0;
     Spans windows = {0};
-    if (ct_windows(ct, PASSWORD_WORDS, 20, 150, NULL, &windows) < 0) return -1;
+    /* the words present stand for the whole list: ct_windows skips the absent ones */
+    if (ct_windows(ct, found->present, 20, 150, NULL, &windows) < 0) return -1;
     const U *low = ct->low;
     int rc = 0;
     for (Z w = 0; w < windows.n && rc == 0; w++) {
@@ -427,11 +524,11 @@ static int scheme_char(U c) { return is_ascii_lower(c) || is_d(c) || c == '+'; }
    start of [a-z][a-z0-9+]{1,15}://\Z in lowered[max(last_end, at - 16):at + 3], then
    [^\s:/@]+:(?P<v>[^\s@/]+)@ after the "://". Neither run can give back characters (the
    ":" and "@" that must follow are outside them), so each takes its whole run. */
-static int connections(const CText *ct, Out *out) {
+static int connections(const CText *ct, Z first, Out *out) {
     const U *low = ct->low;
     Z n = ct->n;
     Z last_end = 0;
-    for (Z at = find_raw(ct, 0, "://"); at >= 0; at = find_raw(ct, at + 1, "://")) {
+    for (Z at = first; at >= 0; at = find_raw(ct, at + 1, "://", 1)) {
         if (at < last_end) continue;
         Z lo = at - 16 > last_end ? at - 16 : last_end;
         Z r = at;   /* the scheme's characters run back to r */
@@ -453,7 +550,13 @@ static int connections(const CText *ct, Out *out) {
 
 /* SecretDetector.find */
 int det_secret(CText *ct, Out *out) {
-    if (tokens(ct, out) < 0 || private_keys(ct, out) < 0 || passwords(ct, out) < 0 ||
-        connections(ct, out) < 0) return -1;
+    Words found;
+    find_words(ct, &found);
+    Marks marks;
+    prescan(ct, found.token_word, &marks);
+    if (marks.token_needle && tokens(ct, out) < 0) return -1;   /* _may_hold_token */
+    if (private_keys(ct, marks.begin, out) < 0 || passwords(ct, &found, out) < 0 ||
+        connections(ct, marks.sep, out) < 0)
+        return -1;
     return 0;
 }
