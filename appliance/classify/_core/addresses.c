@@ -77,18 +77,18 @@ static inline int de_upper(U c) { return is_ascii_upper(c) || c == 0xC4 || c == 
 /* [\wäöüß.-] (the umlauts and ß are \w already) */
 static inline int de_class(U c) { return is_w(c) || c == '.' || c == '-'; }
 
-/* Whether the word s[i:i+len] is one of _US_SUFFIXES: [A-Z] then [a-z]s, in the list */
-static int us_suffix_word(const U *s, Z i, Z len) {
-    char word[US_SUFFIX_MAX + 1];
-    if (len < 2 || len > US_SUFFIX_MAX || !is_ascii_upper(s[i])) return 0;
-    word[0] = (char)(s[i] + 32);
-    for (Z k = 1; k < len; k++) {
-        if (!is_ascii_lower(s[i + k])) return 0;
-        word[k] = (char)s[i + k];
+/* Whether s[i:i+len] for some len in lo..hi is one of _US_SUFFIXES: [A-Z] then [a-z]s, in
+   the list once lowered. One pass over the row of s[i]'s letter: a suffix of such a length
+   whose letters after the first are the text's (the suffixes are lower-case letters, so
+   equal characters are [a-z]). */
+static int us_suffix_word(const U *s, Z i, Z lo, Z hi) {
+    if (!is_ascii_upper(s[i])) return 0;
+    for (const char *const *suffix = US_SUFFIXES[s[i] - 'A']; *suffix; suffix++) {
+        const char *w = *suffix;
+        Z k = 1;
+        while (w[k] && k < hi && s[i + k] == (U)(unsigned char)w[k]) k++;
+        if (!w[k] && k >= lo) return 1;
     }
-    word[len] = 0;
-    for (const char *const *suffix = US_SUFFIXES[word[0] - 'a']; *suffix; suffix++)
-        if (strcmp(*suffix, word) == 0) return 1;
     return 0;
 }
 
@@ -99,10 +99,8 @@ static int us_suffix_word(const U *s, Z i, Z len) {
 static Z us_suffix(const U *s, Z i, Z e, int cut) {
     Z j = i;
     while (j < e && is_w(s[j])) j++;
-    if (!cut) return us_suffix_word(s, i, j - i) ? j : -1;
-    for (Z len = 2; len <= j - i && len <= US_SUFFIX_MAX; len++)
-        if (us_suffix_word(s, i, len)) return i;
-    return -1;
+    if (!cut) return j - i <= US_SUFFIX_MAX && us_suffix_word(s, i, j - i, j - i) ? j : -1;
+    return us_suffix_word(s, i, 2, j - i < US_SUFFIX_MAX ? j - i : US_SUFFIX_MAX) ? i : -1;
 }
 
 /* \.?(?:,?[ \t]+(?:Apt\.|Suite|Ste\.?|Unit|#)[ \t]*[\w-]+)? at i in s[:e]: its end (the
@@ -278,7 +276,11 @@ static int de_fold_eq(U c, unsigned char want) {
    all end so, and cannot overlap, so these are all of them. */
 static Z de_anchor_at(const U *low, Z q) {
     /* the suffixes' last characters: most numbers follow none of them */
-    if (q == 0 || low[q - 1] > 'z' || !strchr("e.gzmrd", (int)low[q - 1])) return -1;
+    if (q == 0) return -1;
+    switch (low[q - 1]) {
+    case 'e': case '.': case 'g': case 'z': case 'm': case 'r': case 'd': break;
+    default: return -1;
+    }
     for (const Literal *suffix = DE_SUFFIXES; suffix->text; suffix++)
         if (q >= suffix->len && starts_with(low, q - suffix->len, q, suffix->text))
             return q - suffix->len;
@@ -384,12 +386,63 @@ static int de_streets(CText *ct, const Spans *anchors, Out *out) {
     return 0;
 }
 
+/* Whether a trigger (one of US_SUFFIXES) is a word of the text: without one there are no
+   windows, and no US street. The suffixes are kept in a hash table keyed by the tokens'
+   own hash (Token.hash: FNV-1a over the word bytes, core.h's word_hash),
+   so that each token is looked up with a probe or two; a hit on the hash is confirmed on
+   the bytes. Texts of many tokens ask ct_word about each suffix instead, as that costs
+   less there. */
+#define US_SLOTS 512   /* a power of two, more than twice the suffixes */
+static const char *us_slot_word[US_SLOTS];
+static uint32_t us_slot_hash[US_SLOTS];
+static unsigned char us_slot_len[US_SLOTS];
+static uint64_t us_hash_bits[16];   /* bit (hash >> 22) of each suffix: most tokens miss it */
+static int us_slots_ready;
+
+static void us_slots_init(void) {
+    for (int c = 0; c < 26; c++) {
+        for (const char *const *word = US_SUFFIXES[c]; *word; word++) {
+            Z len = (Z)strlen(*word);
+            uint32_t h = word_hash((const unsigned char *)*word, len);
+            Z at = (Z)(h & (US_SLOTS - 1));
+            while (us_slot_word[at]) at = (at + 1) & (US_SLOTS - 1);
+            us_slot_word[at] = *word;
+            us_slot_hash[at] = h;
+            us_slot_len[at] = (unsigned char)len;
+            us_hash_bits[h >> 28] |= 1ULL << ((h >> 22) & 63);
+        }
+    }
+    us_slots_ready = 1;
+}
+
+static int us_trigger_word(const CText *ct) {
+    if (ct->ntokens > 256) {
+        for (int c = 0; c < 26; c++) if (ct_any_word(ct, US_SUFFIXES[c])) return 1;
+        return 0;
+    }
+    if (!us_slots_ready) us_slots_init();
+    const Token *tokens = ct->tokens;
+    for (Z k = 0; k < ct->ntokens; k++) {
+        Z len = tokens[k].len;
+        if (len < 2 || len > US_SUFFIX_MAX) continue;
+        uint32_t h = tokens[k].hash;
+        if (!((us_hash_bits[h >> 28] >> ((h >> 22) & 63)) & 1)) continue;
+        for (Z at = (Z)(h & (US_SLOTS - 1)); us_slot_word[at]; at = (at + 1) & (US_SLOTS - 1)) {
+            if (us_slot_hash[at] == h && us_slot_len[at] == len &&
+                memcmp(ct->wb + tokens[k].start, us_slot_word[at], (size_t)len) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* What the three parts start from, at the digit i. Before a [ \t]: the numbers that may
    start a US street in some window (us_street_at with `cut`) go to `us` as (first digit
    that may start it: at most six before the [ \t], last digit). After a [ \t]: the ZIPs
    to report (us_zip_at) go to `zips`, the anchors of German streets (de_anchor_at) to
    `anchors`. */
-static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchors) {
+static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchors,
+                     int *triggered) {
     const unsigned char *raw = ct->raw;   /* digits, spaces and tabs as in the text */
     if (i > 0 && is_sp(raw[i - 1])) {
         Z q = i - 1;
@@ -399,7 +452,9 @@ static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchor
             (at >= 0 && spans_add(anchors, at, at) < 0))
             return -1;
     }
-    if (is_sp(raw[i + 1]) && us_street_at(ct->s, i, ct->n, 1) >= 0) {
+    if (!is_sp(raw[i + 1])) return 0;
+    if (*triggered < 0) *triggered = us_trigger_word(ct);   /* asked once, when first needed */
+    if (*triggered && us_street_at(ct->s, i, ct->n, 1) >= 0) {
         Z first = i;
         while (first > 0 && first > i - 5 && is_d(raw[first - 1])) first--;
         if (spans_add(us, first, i) < 0) return -1;
@@ -407,13 +462,47 @@ static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchor
     return 0;
 }
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "next_digit assumes little-endian");
+#define B8(c) (0x0101010101010101ULL * (uint64_t)(c))
+
+/* The first i' >= i with raw[i'] an ASCII digit, or n: eight bytes at a time, with
+   "hasbetween" of Bit Twiddling Hacks (exact for each byte: no carry or borrow crosses
+   bytes; bytes over 127 are never flagged) */
+static Z next_digit(const unsigned char *raw, Z i, Z n) {
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, raw + i, 8);
+        uint64_t low = x & B8(127);
+        uint64_t m = (B8(127 + ':') - low) & ~x & (low + B8(127 - '/')) & B8(128);
+        if (m) return i + (__builtin_ctzll(m) >> 3);
+    }
+    while (i < n && !is_d(raw[i])) i++;
+    return i;
+}
+
 /* AddressDetector.find: US streets, US ZIPs, German streets, in that order */
 int det_address(CText *ct, Out *out) {
     if (!ct->has_digit) return 0;
     Spans us = {0}, zips = {0}, anchors = {0};
     int rc = 0;
-    for (Z i = 0; i < ct->n && rc == 0; i++)
-        if (is_d(ct->raw[i])) rc = number_at(ct, i, &us, &zips, &anchors);
+    /* number_at at each digit next to a [ \t] (it does nothing at others), in order: in a
+       run of digits only the first can follow one and only the last precede one. The runs
+       are found in raw (digits are ASCII: raw has them where the text does, and
+       raw[n] == 0 ends the last run). */
+    const unsigned char *raw = ct->raw;
+    Z n = ct->n, i = 0;
+    int triggered = -1;   /* us_trigger_word, not asked yet */
+    while (rc == 0) {
+        i = next_digit(raw, i, n);
+        if (i >= n) break;
+        Z j = i + 1;
+        while (is_d(raw[j])) j++;
+        if ((i > 0 && is_sp(raw[i - 1])) || is_sp(raw[i + 1]))
+            rc = number_at(ct, i, &us, &zips, &anchors, &triggered);
+        if (rc == 0 && j - 1 > i && is_sp(raw[j]))
+            rc = number_at(ct, j - 1, &us, &zips, &anchors, &triggered);
+        i = j;
+    }
     if (rc == 0) rc = us_streets(ct, &us, out);
     for (Z k = 0; rc == 0 && k < zips.n; k++)
         rc = out_add(out, T_ZIP_CODE, zips.v[k].start, zips.v[k].end, 0.85);

@@ -38,16 +38,13 @@ static int next_run(const unsigned char *raw, Z n, const unsigned char *member, 
     return 0;
 }
 
-/* A member table for next_run: the bytes of `characters` */
-static void members(unsigned char member[256], const char *characters) {
-    memset(member, 0, 256);
-    for (const unsigned char *c = (const unsigned char *)characters; *c; c++) member[*c] = 1;
-}
-
-/* codes._IBAN_CHARACTERS, _MBI_CHARACTERS, _VIN_CHARACTERS */
-#define IBAN_CHARACTERS "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
-#define MBI_CHARACTERS "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
-#define VIN_CHARACTERS "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+/* codes._IBAN_CHARACTERS, _MBI_CHARACTERS, _VIN_CHARACTERS as member tables for next_run
+   (built by the compiler: filling one per call cost as much as the search) */
+static const unsigned char IBAN_MEMBER[256] = {['A' ... 'Z'] = 1, ['0' ... '9'] = 1, [' '] = 1};
+static const unsigned char MBI_MEMBER[256] = {['A' ... 'Z'] = 1, ['0' ... '9'] = 1, ['-'] = 1};
+static const unsigned char VIN_MEMBER[256] = {
+    ['0' ... '9'] = 1, ['A' ... 'H'] = 1, ['J' ... 'N'] = 1, ['P'] = 1, ['R' ... 'Z'] = 1,
+};
 
 /* ------------------------------------------------------------------ IBAN */
 
@@ -125,8 +122,7 @@ int det_iban(CText *ct, Out *out) {
     if (!ct->has_digit) return 0;
     const U *s = ct->s;
     Z n = ct->n;
-    unsigned char member[256];
-    members(member, IBAN_CHARACTERS);
+    const unsigned char *member = IBAN_MEMBER;
     Z from = 0, start, stop;
     while (next_run(ct->raw, n, member, 15, from, &start, &stop)) {
         Z i = start;
@@ -183,8 +179,7 @@ int det_mbi(CText *ct, Out *out) {
     if (!ct->has_digit) return 0;
     const U *s = ct->s;
     Z n = ct->n;
-    unsigned char member[256];
-    members(member, MBI_CHARACTERS);
+    const unsigned char *member = MBI_MEMBER;
     Z from = 0, start, stop;
     while (next_run(ct->raw, n, member, 11, from, &start, &stop)) {
         Z i = start;
@@ -224,8 +219,7 @@ int det_vin(CText *ct, Out *out) {
     if (!ct->has_digit) return 0;
     const U *s = ct->s;
     Z n = ct->n;
-    unsigned char member[256];
-    members(member, VIN_CHARACTERS);
+    const unsigned char *member = VIN_MEMBER;
     Z from = 0, start, stop;
     while (next_run(ct->raw, n, member, 17, from, &start, &stop)) {
         for (Z at = start; at + 17 <= stop; at += 17) {

@@ -120,11 +120,6 @@ static inline unsigned head_bit(unsigned char a, unsigned char b) {
     return ((unsigned)a * 31u + (unsigned)b) & 1023u;
 }
 
-static uint32_t hash_bytes(const unsigned char *p, Z len) {
-    uint32_t h = 2166136261u;
-    for (Z i = 0; i < len; i++) { h ^= p[i]; h *= 16777619u; }
-    return h;
-}
 
 static void ct_free(CText *ct) {
     PyMem_Free(ct->s);
@@ -227,7 +222,7 @@ static int ct_prepare(CText *ct, PyObject *text) {
         }
         ct->tokens[ct->ntokens].start = i;
         ct->tokens[ct->ntokens].len = j - i;
-        ct->tokens[ct->ntokens].hash = hash_bytes(ct->wb + i, j - i);
+        ct->tokens[ct->ntokens].hash = word_hash(ct->wb + i, j - i);
         unsigned bit = head_bit(ct->wb[i], j - i > 1 ? ct->wb[i + 1] : 0);
         ct->heads[bit / 32] |= 1u << (bit % 32);
         ct->ntokens++;
@@ -261,7 +256,7 @@ int ct_word(const CText *ct, const char *word) {
     unsigned bit = head_bit(w[0], w[1]);
     if (!((ct->heads[bit / 32] >> (bit % 32)) & 1)) return 0;
     Z len = (Z)strlen(word);
-    uint32_t h = hash_bytes((const unsigned char *)word, len);
+    uint32_t h = word_hash((const unsigned char *)word, len);
     Z size = ct->table_size;
     Z at = (Z)(h & (uint32_t)(size - 1));
     for (;;) {

@@ -5,6 +5,9 @@
  * test_core_parity.py compares them on the corpus and on mutated and random texts. The
  * Python detectors stay the readable specification; this is the fast path.
  *
+ * The core runs with the GIL held (it never releases it): the tables some detectors build on
+ * their first call are made once under it, and the calls share no other state.
+ *
  * Text is handled as UCS4 (one Py_UCS4 per code point, so indices are Python's str indices).
  * Character classes follow Python's re for str patterns: \w is Py_UNICODE_ISALNUM or '_',
  * \d is Py_UNICODE_ISDECIMAL, \s is Py_UNICODE_ISSPACE. Texts holding a non-ASCII decimal
@@ -52,8 +55,16 @@ typedef struct {
     const unsigned int *enabled;  /* the enabled types (CText.enabled): others are dropped */
 } Out;
 
-/* A vocabulary token: a maximal run of word bytes (see Vocabulary in base.py). */
+/* A vocabulary token: a maximal run of word bytes (see Vocabulary in base.py); `hash` is
+   word_hash of its bytes, so a detector can look tokens up in a table of its own words. */
 typedef struct { Z start, len; uint32_t hash; } Token;
+
+/* FNV-1a over a word's bytes (Token.hash) */
+static inline uint32_t word_hash(const unsigned char *p, Z len) {
+    uint32_t h = 2166136261u;
+    for (Z i = 0; i < len; i++) { h ^= p[i]; h *= 16777619u; }
+    return h;
+}
 
 typedef struct {
     PyObject *text;      /* the str (borrowed) */

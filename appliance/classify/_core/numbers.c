@@ -21,6 +21,14 @@ static inline int in_sdd(U c) { return c == ' ' || c == '.' || c == '-'; }      
 static inline int in_sd(U c) { return c == ' ' || c == '-'; }                            /* [ -] */
 static inline int in_ssd(U c) { return c == ' ' || c == '/' || c == '-'; }               /* [ /-] */
 static inline int in_sdsd(U c) { return c == ' ' || c == '.' || c == '/' || c == '-'; }  /* [ ./-] */
+/* [\d ().+/-] looked up in the bytes: 2 for a digit, 1 for the rest, 0 for none (all
+   ASCII: raw has them where the text does; raw[n] == 0 is none, so runs stop at the end) */
+static const unsigned char CANDIDATE[256] = {
+    [' '] = 1, ['('] = 1, [')'] = 1, ['.'] = 1, ['+'] = 1, ['/'] = 1, ['-'] = 1,
+    ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2, ['6'] = 2, ['7'] = 2,
+    ['8'] = 2, ['9'] = 2,
+};
+
 /* [\d ().+/-]: the phone candidate's class */
 static inline int in_candidate(U c) {
     switch (c) {
@@ -72,8 +80,10 @@ int det_ssn(CText *ct, Out *out) {
     const U *s = ct->s;
     Z n = ct->n;
     if (!ct->has_digit) return 0;
-    for (Z dash = find_in(s, 3, n, "-"); dash >= 0 && dash + 8 <= n;
-         dash = find_in(s, dash + 1, n, "-")) {
+    const unsigned char *raw = ct->raw;   /* "-" where the text has one: memchr finds it */
+    for (const unsigned char *d = n > 3 ? memchr(raw + 3, '-', (size_t)(n - 3)) : NULL;
+         d && d - raw + 8 <= n; d = memchr(d + 1, '-', (size_t)(n - (d + 1 - raw)))) {
+        Z dash = d - raw;
         Z i = dash - 3;
         if (s[dash + 3] != '-' || !is_d(s[i]) || !is_d(s[i + 1]) || !is_d(s[i + 2]) ||
             !is_d(s[i + 4]) || !is_d(s[i + 5]) || digits_at(s, i + 7, n, 4) != 4)
@@ -147,21 +157,42 @@ static int iban_head(const U *s, Z lo, Z hi) {
     return 0;
 }
 
+/* [0-9 -] (_CARD_CHARACTERS) looked up in the bytes: 2 for a digit, 1 for " " and "-"
+   (ASCII: raw has them where the text does; raw[n] == 0 is none) */
+static const unsigned char CARD[256] = {
+    [' '] = 1, ['-'] = 1, ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2,
+    ['6'] = 2, ['7'] = 2, ['8'] = 2, ['9'] = 2,
+};
+
 /* PaymentCardDetector.find: the pattern's finditer in each of scan.runs("0123456789 -",
    12, 1); no value with both " " and "-"; not after an IBAN head; _boundary_before and
-   payment_card_valid. */
+   payment_card_valid.
+   A match is made of [0-9 -] only, so it lies in one maximal run of them, and the matches
+   in a run are those of finditer from the run's start (the one before ended before it);
+   what the window's end lets the lookaheads see, they see up to the character after the
+   run. payment_card_valid wants 12 or more digits, so only runs with 12 digits are
+   searched: they are found by probing every twelfth byte (none of a shorter run's). For
+   texts under 256 characters, which Python searches whole, the same holds. */
 int det_card(CText *ct, Out *out) {
     const U *s = ct->s;
+    const unsigned char *raw = ct->raw;
+    Z n = ct->n;
     if (!ct->has_digit) return 0;
-    Spans runs = {0};
-    int rc = 0;
-    if (ct_runs(ct, "0123456789 -", 12, 1, &runs) < 0) { rc = -1; goto done; }
-    for (Z w = 0; w < runs.n; w++) {
-        Z end = runs.v[w].end;
-        Z p = runs.v[w].start;
-        while (p < end) {
+    Z i = 0;   /* raw[i - 1] is no member */
+    while (i + 12 <= n) {
+        Z probe = i + 11;
+        if (!CARD[raw[probe]]) { i = probe + 1; continue; }
+        Z b = probe, r = probe + 1;
+        while (b > i && CARD[raw[b - 1]]) b--;
+        while (CARD[raw[r]]) r++;
+        i = r + 1;
+        Z digits = 0;
+        for (Z k = b; k < r; k++) digits += CARD[raw[k]] == 2;
+        if (digits < 12) continue;
+        Z p = b;
+        while (p < r) {
             if (!is_d(s[p])) { p++; continue; }
-            Z m = card_match(s, end, p);
+            Z m = card_match(s, n, p);
             if (m < 0) { p++; continue; }
             int space = 0, dash = 0;
             for (Z k = p; k < m; k++) {
@@ -170,14 +201,12 @@ int det_card(CText *ct, Out *out) {
             }
             if (!(space && dash) && !iban_head(s, p > 5 ? p - 5 : 0, p) &&
                 boundary_before(s, p) && payment_card_valid(s, p, m)) {
-                if (out_add(out, T_PAYMENT_CARD, p, m, 0.97) < 0) { rc = -1; goto done; }
+                if (out_add(out, T_PAYMENT_CARD, p, m, 0.97) < 0) return -1;
             }
             p = m;
         }
     }
-done:
-    spans_free(&runs);
-    return rc;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ phone and fax */
@@ -239,11 +268,12 @@ static Z digit_run(const U *s, Z end, Z a, Z lo, Z hi, int (*sep)(U)) {
    (s[p] one of "+(0-9"). Returns the end, or -1 with *skip the next start worth trying:
    when the class run after p ends within the repeat's reach, a start inside it sees a part
    of the same run, with no digit where this one found none. */
-static Z phone_candidate(const U *s, Z n, Z p, Z *skip) {
+static Z phone_candidate(const CText *ct, Z p, Z *skip) {
+    const unsigned char *raw = ct->raw + p + 1;
     Z m = 0;
-    while (m < 26 && in_candidate(at(s, p + 1 + m, n))) m++;
+    while (m < 26 && CANDIDATE[raw[m]]) m++;
     for (Z k = m; k >= 6; k--)
-        if (is_d(at(s, p + 1 + k, n))) return extension(s, n, p + 2 + k);
+        if (CANDIDATE[raw[k]] == 2) return extension(ct->s, ct->n, p + 2 + k);
     *skip = m < 26 ? p + 1 + m : p + 1;
     return -1;
 }
@@ -370,11 +400,13 @@ static Z national(const U *s, Z end, Z i) {
 
 typedef Z (*phone_pattern)(const U *s, Z end, Z i);
 
-/* pattern.search(text, start, end): the first start in s[start:end] that matches */
-static Z search(phone_pattern pattern, const U *s, Z start, Z end, Z *found) {
-    for (Z i = start; i < end; i++) {
-        Z r = pattern(s, end, i);
-        if (r >= 0) { *found = i; return r; }
+/* pattern.search(text, start, end) over the starts that pass (?<![\w.]), with which every
+   pattern here begins (North American's lookbehind forbids more): the first that matches */
+static Z search(phone_pattern pattern, const U *s, const Z *starts, int nstarts, Z end,
+                Z *found) {
+    for (int k = 0; k < nstarts; k++) {
+        Z r = pattern(s, end, starts[k]);
+        if (r >= 0) { *found = starts[k]; return r; }
     }
     return -1;
 }
@@ -388,35 +420,65 @@ int det_phone(CText *ct, Out *out) {
     Z n = ct->n;
     if (!ct->has_digit) return 0;
     int cued = -1;  /* scan.any_word(self.triggers), looked up when first needed */
-    Z p = 0;
-    for (;;) {
-        while (p < n && !phone_anchor(s[p])) p++;
-        if (p >= n) break;
-        Z skip = p + 1;
-        Z e = phone_candidate(s, n, p, &skip);
-        if (e < 0) { p = skip; continue; }
-        Z start = -1;
-        Z end = search(north_american, s, p, e, &start);
-        if (end < 0) end = search(international, s, p, e, &start);
-        if (end < 0 && cued < 0) cued = ct_any_word(ct, PHONE_TRIGGERS);
-        if (end < 0 && cued) {
-            end = search(bare, s, p, e, &start);
-            if (end >= 0 && !cue_before(ct, start)) end = -1;
-        }
-        if (end < 0 && cued) {
-            end = search(national, s, p, e, &start);
-            if (end >= 0 && !cue_before(ct, start)) end = -1;
-        }
-        if (end >= 0) {
-            Z digits = 0;
-            for (Z k = start; k < end && s[k] != 'x'; k++) digits += fast_digit(s[k]);
-            if (digits >= 7 && digits <= 17) {
-                Z lo = start > 25 ? start - 25 : 0;
-                int type = find_in(ct->low, lo, start, "fax") >= 0 ? T_FAX : T_PHONE;
-                if (out_add(out, type, start, end, 0.85) < 0) return -1;
+    const unsigned char *raw = ct->raw;
+    /* A candidate is an anchor and at least seven more characters of its class, so only
+       runs of eight or more class characters can hold one: they are found by probing every
+       eighth byte (prose is passed over eight bytes a probe), and finditer's search is
+       done inside each from its start. */
+    Z i = 0;
+    while (i + 8 <= n) {
+        Z probe = i + 7;
+        if (!CANDIDATE[raw[probe]]) { i = probe + 1; continue; }
+        Z b = probe, r = probe + 1;
+        while (b > i && CANDIDATE[raw[b - 1]]) b--;
+        while (CANDIDATE[raw[r]]) r++;
+        Z p = b;
+        while (p + 8 <= r) {
+            if (!phone_anchor(raw[p])) { p++; continue; }
+            Z skip = p + 1;
+            Z e = phone_candidate(ct, p, &skip);
+            if (e < 0) { p = skip; continue; }
+            /* the starts in s[p:e] after no \w or "." (candidates have at most 39
+               characters), and what the patterns need: North American and bare numbers
+               have ten digits, an international one a "+", a national one a "0" */
+            Z starts[40];
+            int nstarts = 0, ndigits = 0, plus = 0, zero = 0;
+            for (Z j = p; j < e; j++) {
+                U c = s[j];
+                ndigits += is_d(c);
+                if (j > 0 && (fast_w(s[j - 1]) || s[j - 1] == '.')) continue;
+                starts[nstarts++] = j;
+                plus |= c == '+';
+                zero |= c == '0' || c == '(';
             }
+            Z start = -1;
+            Z end = -1;
+            if (ndigits >= 10) end = search(north_american, s, starts, nstarts, e, &start);
+            if (end < 0 && plus) end = search(international, s, starts, nstarts, e, &start);
+            /* "if cued: bare, then national", with the trigger words looked up only once a
+               bare or national number is found (the same outcome: neither is kept uncued) */
+            if (end < 0 && ndigits >= 10) {
+                end = search(bare, s, starts, nstarts, e, &start);
+                if (end >= 0 && cued < 0) cued = ct_any_word(ct, PHONE_TRIGGERS);
+                if (end >= 0 && !(cued && cue_before(ct, start))) end = -1;
+            }
+            if (end < 0 && zero) {
+                end = search(national, s, starts, nstarts, e, &start);
+                if (end >= 0 && cued < 0) cued = ct_any_word(ct, PHONE_TRIGGERS);
+                if (end >= 0 && !(cued && cue_before(ct, start))) end = -1;
+            }
+            if (end >= 0) {
+                Z digits = 0;
+                for (Z k = start; k < end && s[k] != 'x'; k++) digits += fast_digit(s[k]);
+                if (digits >= 7 && digits <= 17) {
+                    Z lo = start > 25 ? start - 25 : 0;
+                    int type = find_in(ct->low, lo, start, "fax") >= 0 ? T_FAX : T_PHONE;
+                    if (out_add(out, type, start, end, 0.85) < 0) return -1;
+                }
+            }
+            p = e;
         }
-        p = e;
+        i = p > r + 1 ? p : r + 1;   /* raw[r] is no class character */
     }
     return 0;
 }
