@@ -326,6 +326,30 @@ static int cmp_span(const void *a, const void *b) {
     return 0;
 }
 
+void spans_merge(Spans *out) {
+    if (out->n <= 1) return;
+    if (out->n <= 16) {  /* most texts: a few windows, where qsort's calls cost more */
+        for (Z i = 1; i < out->n; i++) {
+            Span sp = out->v[i];
+            Z j = i;
+            while (j > 0 && cmp_span(&out->v[j - 1], &sp) > 0) { out->v[j] = out->v[j - 1]; j--; }
+            out->v[j] = sp;
+        }
+    } else {
+        qsort(out->v, (size_t)out->n, sizeof(Span), cmp_span);
+    }
+    Z m = 0;
+    for (Z i = 1; i < out->n; i++) {
+        Span sp = out->v[i];
+        if (sp.start <= out->v[m].end) {
+            if (sp.end > out->v[m].end) out->v[m].end = sp.end;
+        } else {
+            out->v[++m] = sp;
+        }
+    }
+    out->n = m + 1;
+}
+
 /* base.py Scan.windows */
 int ct_windows(const CText *ct, const char *const *triggers, Z before, Z after,
                const char *const *needles, Spans *out) {
@@ -346,18 +370,7 @@ int ct_windows(const CText *ct, const char *const *triggers, Z before, Z after,
             }
         }
     }
-    if (out->n <= 1) return 0;
-    qsort(out->v, (size_t)out->n, sizeof(Span), cmp_span);
-    Z m = 0;
-    for (Z i = 1; i < out->n; i++) {
-        Span sp = out->v[i];
-        if (sp.start <= out->v[m].end) {
-            if (sp.end > out->v[m].end) out->v[m].end = sp.end;
-        } else {
-            out->v[++m] = sp;
-        }
-    }
-    out->n = m + 1;
+    spans_merge(out);
     return 0;
 }
 

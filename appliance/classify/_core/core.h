@@ -151,6 +151,8 @@ int ct_positions(const CText *ct, const char *needle, Spans *out);  /* uses .sta
 int out_add(Out *out, int type, Z start, Z end, double confidence);
 int spans_add(Spans *spans, Z start, Z end);
 void spans_free(Spans *spans);
+/* Sorts the spans and merges those that overlap or touch, as Scan.windows does. */
+void spans_merge(Spans *spans);
 static inline void spans_clear(Spans *spans) { spans->n = 0; }
 
 /* ---- helpers for patterns ---- */

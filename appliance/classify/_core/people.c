@@ -123,13 +123,6 @@ static Z ws_present(const CText *ct, WordSet *ws, unsigned char *idx) {
 }
 
 /* ---- Scan.windows, from words already known to be present ---- */
-static inline int cmp_span(const Span *x, const Span *y) {
-    if (x->start != y->start) return x->start < y->start ? -1 : 1;
-    if (x->end != y->end) return x->end < y->end ? -1 : 1;
-    return 0;
-}
-static int cmp_span_q(const void *a, const void *b) { return cmp_span(a, b); }
-
 /* The spans of Scan.windows around every occurrence of `word` in the lowered text
    (Scan.positions: overlapping ones too), appended unsorted. */
 static int word_spans(const CText *ct, const char *word, Z before, Z after, Spans *out) {
@@ -196,32 +189,6 @@ static int token_end_spans(const CText *ct, const char *const *needles, Z before
     return 0;
 }
 
-/* Sorts and merges the spans as Scan.windows does (equal spans are alike, so any sort
-   gives the same list). */
-static void merge_spans(Spans *out) {
-    if (out->n <= 1) return;
-    if (out->n <= 16) {
-        for (Z i = 1; i < out->n; i++) {
-            Span sp = out->v[i];
-            Z j = i;
-            while (j > 0 && cmp_span(&out->v[j - 1], &sp) > 0) { out->v[j] = out->v[j - 1]; j--; }
-            out->v[j] = sp;
-        }
-    } else {
-        qsort(out->v, (size_t)out->n, sizeof(Span), cmp_span_q);
-    }
-    Z m = 0;
-    for (Z i = 1; i < out->n; i++) {
-        Span sp = out->v[i];
-        if (sp.start <= out->v[m].end) {
-            if (sp.end > out->v[m].end) out->v[m].end = sp.end;
-        } else {
-            out->v[++m] = sp;
-        }
-    }
-    out->n = m + 1;
-}
-
 /* Scan.windows(ws->words, before, after, needles) given the present words (`idx`, `count`
    of them) and needles with a punctuation mark second (or NULL); the marks are looked for
    after the tokens on a text with few of them, else by memchr. */
@@ -233,7 +200,7 @@ static int windows_of(const CText *ct, const WordSet *ws, const unsigned char *i
     if (needles && (ct->ntokens < 64 ? token_end_spans(ct, needles, before, after, out)
                                      : punct_spans(ct, needles, before, after, out)) < 0)
         return -1;
-    merge_spans(out);
+    spans_merge(out);
     return 0;
 }
 
