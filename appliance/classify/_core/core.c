@@ -2,6 +2,7 @@
  * detectors, deduplication and the level (see core.h and appliance/classify/native.py). */
 #include "core.h"
 
+#include <structmember.h>
 #include <wchar.h>
 
 static const char *const TYPE_NAMES[T_COUNT] = {
@@ -122,9 +123,7 @@ static inline unsigned head_bit(unsigned char a, unsigned char b) {
 
 
 static void ct_free(CText *ct) {
-    PyMem_Free(ct->s);
-    PyMem_Free(ct->low);
-    PyMem_Free(ct->raw);
+    PyMem_Free(ct->s);  /* with low, raw and wb */
     PyMem_Free(ct->tokens);
     PyMem_Free(ct->table);
     memset(ct, 0, sizeof(*ct));
@@ -166,13 +165,26 @@ static int ct_prepare(CText *ct, PyObject *text) {
         }
     }
     /* one allocation for s, low (2 x (n+1) U) and raw, wb (2 x (n+1) bytes) */
-    ct->s = PyMem_Malloc((size_t)(n + 1) * sizeof(U));
-    ct->low = PyMem_Malloc((size_t)(n + 1) * sizeof(U));
-    ct->raw = PyMem_Malloc((size_t)(n + 1) * 2);
-    if (!ct->s || !ct->low || !ct->raw) { PyErr_NoMemory(); return -1; }
+    ct->s = PyMem_Malloc((size_t)(n + 1) * (2 * sizeof(U) + 2));
+    if (!ct->s) { PyErr_NoMemory(); return -1; }
+    ct->low = ct->s + n + 1;
+    ct->raw = (unsigned char *)(ct->low + n + 1);
     ct->wb = ct->raw + n + 1;
     int digit = 0;
-    if (kind == PyUnicode_1BYTE_KIND) {
+    if (PyUnicode_IS_ASCII(text)) {
+        /* ASCII (most prompts): branch-free, one pass per array */
+        const Py_UCS1 *restrict p = data;
+        U *restrict s = ct->s, *restrict low = ct->low;
+        unsigned char *restrict wb = ct->wb;
+        for (Z i = 0; i < n; i++) {
+            U c = p[i];
+            s[i] = c;
+            low[i] = c + ((U)(c - 'A' < 26u) << 5);
+            digit |= c - '0' < 10u;
+        }
+        memcpy(ct->raw, p, (size_t)n);
+        for (Z i = 0; i < n; i++) wb[i] = WORD_BYTES[p[i]];
+    } else if (kind == PyUnicode_1BYTE_KIND) {
         /* Latin-1 (most texts): str.lower() maps each of these to one code point, the
            simple lower case, so the lowered text is made here */
         const Py_UCS1 *p = data;
@@ -421,7 +433,16 @@ static int cmp_order(const void *a, const void *b) {
    inside a stronger one; writes their indices to `kept`, returns how many (-1 memory). */
 static Z dedupe(Found *all, Z n, Z *kept) {
     if (n == 0) return 0;
-    qsort(all, (size_t)n, sizeof(Found), cmp_order);
+    if (n > 16) {
+        qsort(all, (size_t)n, sizeof(Found), cmp_order);
+    } else {  /* most texts: a few findings, already in order unless Python added some */
+        for (Z i = 1; i < n; i++) {
+            Found f = all[i];
+            Z j = i;
+            while (j > 0 && cmp_order(&all[j - 1], &f) > 0) { all[j] = all[j - 1]; j--; }
+            all[j] = f;
+        }
+    }
     Key *keys = PyMem_Malloc((size_t)n * sizeof(Key));
     Z *ks = PyMem_Malloc((size_t)n * sizeof(Z) * 3);
     if (!keys || !ks) { PyMem_Free(keys); PyMem_Free(ks); PyErr_NoMemory(); return -1; }
@@ -432,7 +453,16 @@ static Z dedupe(Found *all, Z n, Z *kept) {
         keys[i].neg_conf = -all[i].confidence;
         keys[i].index = i;
     }
-    qsort(keys, (size_t)n, sizeof(Key), cmp_key);
+    if (n > 16) {
+        qsort(keys, (size_t)n, sizeof(Key), cmp_key);
+    } else {
+        for (Z i = 1; i < n; i++) {
+            Key k = keys[i];
+            Z j = i;
+            while (j > 0 && cmp_key(&keys[j - 1], &k) > 0) { keys[j] = keys[j - 1]; j--; }
+            keys[j] = k;
+        }
+    }
     Z m = 0;  /* kept spans: (start, end, level) in ks[3k..3k+2] */
     for (Z i = 0; i < n; i++) {
         Z start = keys[i].start, end = -keys[i].neg_end, level = -keys[i].neg_level;
@@ -461,10 +491,9 @@ static Z dedupe(Found *all, Z n, Z *kept) {
 static PyObject *FindingClass = NULL;   /* appliance.classify.findings.Finding */
 static PyObject *TypeNames[T_COUNT];    /* what Finding.type holds: FindingType's members */
 
-static int parse_enabled(CText *ct, unsigned long long bits) {
-    for (int t = 0; t < T_COUNT; t++)
-        if ((bits >> t) & 1ULL) ct->enabled[t / 32] |= 1u << (t % 32);
-    return 0;
+static void parse_enabled(CText *ct, unsigned long long bits) {
+    _Static_assert(T_COUNT <= 32, "CText.enabled holds one word");
+    ct->enabled[0] = (unsigned int)(bits & ((1ULL << T_COUNT) - 1));
 }
 
 static int run_slot(CText *ct, Out *out, int i) {
@@ -541,6 +570,9 @@ static PyObject *core_health(PyObject *self, PyObject *args) {
 }
 
 static PyObject *FieldNames[4];  /* "type", "start", "end", "confidence" */
+/* where Finding's slots lie in its objects (setup() reads them from the slot descriptors);
+   0 when a field is not a plain slot, and then it is set with object.__setattr__ */
+static Py_ssize_t FieldOffsets[4];
 
 /* Finding(type, start, end, confidence) without its __init__: the frozen dataclass's
    generated __init__ sets the four slots with object.__setattr__ and does nothing else, and
@@ -553,6 +585,10 @@ static PyObject *make_finding(const Found *f) {
                            PyLong_FromSsize_t(f->end), PyFloat_FromDouble(f->confidence)};
     int rc = 0;
     for (int k = 0; k < 4; k++) {
+        if (rc == 0 && values[k] && FieldOffsets[k]) {
+            *(PyObject **)((char *)obj + FieldOffsets[k]) = values[k];  /* takes the reference */
+            continue;
+        }
         if (rc == 0 && (!values[k] || PyObject_GenericSetAttr(obj, FieldNames[k], values[k]) < 0))
             rc = -1;
         Py_XDECREF(values[k]);
@@ -588,7 +624,7 @@ static PyObject *core_scan(PyObject *self, PyObject *const *args, Py_ssize_t nar
     Out out = {0};
     out.enabled = ct.enabled;
     PyObject *result = NULL;
-    Z *kept = NULL;
+    Z *kept = NULL, few[32];  /* the kept findings' indices (most texts: a few) */
     for (int i = 0; i < NSLOTS; i++) {
         if ((skip >> i) & 1ul) continue;
         if (run_slot(&ct, &out, i) < 0) goto done;
@@ -609,7 +645,8 @@ static PyObject *core_scan(PyObject *self, PyObject *const *args, Py_ssize_t nar
         }
     }
     int health = health_context ? health_context(&ct) : 0;
-    kept = PyMem_Malloc((size_t)(out.n ? out.n : 1) * sizeof(Z));
+    kept = out.n <= (Z)(sizeof(few) / sizeof(few[0])) ? few
+           : PyMem_Malloc((size_t)out.n * sizeof(Z));
     if (!kept) { PyErr_NoMemory(); goto done; }
     Z m = dedupe(out.v, out.n, kept);
     if (m < 0) goto done;
@@ -626,9 +663,13 @@ static PyObject *core_scan(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyTuple_SET_ITEM(findings, k, obj);
     }
     long flags = level | personal << 2 | health_type << 3 | health << 4;
-    result = Py_BuildValue("(Nl)", findings, flags);
+    PyObject *number = PyLong_FromLong(flags);  /* a small int: no allocation */
+    result = number ? PyTuple_New(2) : NULL;
+    if (!result) { Py_DECREF(findings); Py_XDECREF(number); goto done; }
+    PyTuple_SET_ITEM(result, 0, findings);
+    PyTuple_SET_ITEM(result, 1, number);
 done:
-    PyMem_Free(kept);
+    if (kept != few) PyMem_Free(kept);
     PyMem_Free(out.v);
     ct_free(&ct);
     return result;
@@ -646,6 +687,17 @@ static PyObject *core_setup(PyObject *self, PyObject *args) {
     Py_XSETREF(FindingClass, Py_NewRef(cls));
     for (int t = 0; t < T_COUNT; t++)
         Py_XSETREF(TypeNames[t], Py_NewRef(PyTuple_GET_ITEM(types, t)));
+    PyObject *members = ((PyTypeObject *)cls)->tp_dict;
+    for (int k = 0; k < 4; k++) {
+        PyObject *descr = members ? PyDict_GetItemWithError(members, FieldNames[k]) : NULL;
+        if (!descr && PyErr_Occurred()) return NULL;
+        FieldOffsets[k] = 0;
+        if (descr && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
+            if (def->type == T_OBJECT_EX && !(def->flags & READONLY) && def->offset > 0)
+                FieldOffsets[k] = def->offset;
+        }
+    }
     Py_RETURN_NONE;
 }
 
