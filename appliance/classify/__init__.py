@@ -8,11 +8,8 @@ secrets and network identifiers a text carries, and what level that gives it.
 Findings carry a type, a span and a confidence, never the value.
 """
 
-from appliance.classify.classifier import (
-    Classification,
-    Classifier,
-    ConversationClassification,
-)
+from appliance.classify.classifier import Classifier
+from appliance.classify.result import Classification, ConversationClassification
 from appliance.classify.config import ClassifyConfig
 from appliance.classify.findings import BASE_LEVEL, Finding, FindingType, Sensitivity, max_level
 

@@ -27,13 +27,13 @@ import importlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from types import ModuleType
 
 from appliance.classify.config import ClassifyConfig
 from appliance.classify.context import HEALTH_WORDS, has_health_context
 from appliance.classify.detectors import Gates, Scan, Vocabulary, build_detectors
-from appliance.classify.native import HEALTH_CONTEXT, LEVEL_OF_FLAGS, Native
+from appliance.classify.native import HEALTH_CONTEXT, Native
+from appliance.classify.result import NOTHING, Classification, ConversationClassification
 from appliance.classify.findings import (
     PERSONAL_TYPES,
     Finding,
@@ -61,42 +61,11 @@ _HEALTH_TYPES = frozenset({FindingType.MRN.value, FindingType.HEALTH_PLAN_ID.val
                            FindingType.MEDICARE_MBI.value, FindingType.DE_KVNR.value})
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
-    """The level of one text, and where its identifiers are (never what they are)."""
-
-    sensitivity: Sensitivity
-    findings: tuple[Finding, ...]
-
-    def level_with_declared(self, declared: str | None) -> Sensitivity:
-        """The stricter of the detected level and ``declared`` (``x-data-classification`` or
-        the app's default). Raises ``ValueError`` for an unknown name."""
-        if declared is None or not declared.strip():
-            return self.sensitivity
-        return max(self.sensitivity, Sensitivity.parse(declared))
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationClassification:
-    """The level of a conversation as a whole; ``findings`` pairs each finding with the index
-    of the text (message) whose span it gives."""
-
-    sensitivity: Sensitivity
-    findings: tuple[tuple[int, Finding], ...]
-
-    def level_with_declared(self, declared: str | None) -> Sensitivity:
-        if declared is None or not declared.strip():
-            return self.sensitivity
-        return max(self.sensitivity, Sensitivity.parse(declared))
-
-
 #: Shorter messages are classified afresh each time: it costs about what hashing them does.
 _CACHE_MIN_CHARS = 256
 #: Messages remembered per classifier (digests and spans: a few hundred bytes each).
 CACHE_ENTRIES = 4096
 
-#: The result for a text with no finding (immutable, so one object serves every call).
-_NOTHING = Classification(Sensitivity.PUBLIC, ())
 _NOTHING_SAID = ConversationClassification(Sensitivity.PUBLIC, ())
 
 
@@ -180,11 +149,11 @@ class Classifier:
         if self.native is not None:
             got = self.native.scan(text)
             if got is not None:
-                return Classification(LEVEL_OF_FLAGS[got[1]], got[0]) if got[0] else _NOTHING
+                return got[0]
         scan = Scan.of(text, self._vocabulary)
         findings = self._findings(scan)
         if not findings:
-            return _NOTHING  # most texts: no level to weigh
+            return NOTHING  # most texts: no level to weigh
         return Classification(self._level(findings, has_health_context(scan)),
                               tuple(findings))
 
@@ -215,7 +184,7 @@ class Classifier:
         got = self.native.scan(text) if self.native is not None else None
         found: tuple[tuple[Finding, ...], bool]
         if got is not None:
-            found = got[0], bool(got[1] & HEALTH_CONTEXT)
+            found = got[0].findings, bool(got[1] & HEALTH_CONTEXT)
         else:
             scan = Scan.of(text, self._vocabulary)
             found = (tuple(self._findings(scan)), has_health_context(scan))

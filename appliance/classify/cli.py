@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 import msgspec
 
-from appliance.classify.classifier import Classification, Classifier
+from appliance.classify.classifier import Classifier
+from appliance.classify.result import Classification
 from appliance.classify.config import ClassifyConfig
 
 

@@ -32,6 +32,7 @@ from appliance.classify.detectors.numbers import PaymentCardDetector, PhoneDetec
 from appliance.classify.detectors.people import AgeDetector, NameDetector, PersonDateDetector
 from appliance.classify.detectors.secrets import SecretDetector
 from appliance.classify.findings import Finding, FindingType, Sensitivity
+from appliance.classify.result import NOTHING, Classification
 
 #: Each detector's name in the core (``_core.SLOTS``, which also gives their order).
 SLOT_OF: dict[type, str] = {
@@ -68,7 +69,7 @@ class Native:
         if core.TYPES != tuple(t.value for t in _TYPES):
             raise RuntimeError("the classifier core was built for other finding types")
         self._core = core
-        core.setup(Finding, _TYPES)
+        core.setup(Finding, _TYPES, Classification, LEVEL_OF_FLAGS, NOTHING)
         self._enabled = enabled
         self._vocabulary = vocabulary
         self._bits = sum(1 << i for i, t in enumerate(_TYPES) if t.value in enabled)
@@ -90,10 +91,10 @@ class Native:
         self._health_in_python = not core.HEALTH
         #: whether anything runs in Python besides the core
         self._mixed = bool(self._python or self._site)
-        #: ``scan(text)``: the deduplicated findings and the level flags (see
+        #: ``scan(text)``: the text's ``Classification`` and the level flags (see
         #: ``LEVEL_OF_FLAGS``), or None for a text that only the Python path takes; the core
         #: itself when nothing runs in Python (the common case: one call, no Python frame)
-        self.scan: Callable[[str], tuple[tuple[Finding, ...], int] | None] = (
+        self.scan: Callable[[str], tuple[Classification, int] | None] = (
             self._scan_mixed if self._mixed or self._health_in_python
             else functools.partial(core.scan, self._bits, self._skip, None))
 
@@ -114,11 +115,14 @@ class Native:
             extras.extend((slot, _INDEX[f.type], f.start, f.end, f.confidence)
                           for f in site.site_findings(text) if f.type in enabled)
         return extras
-    def _scan_mixed(self, text: str) -> tuple[tuple[Finding, ...], int] | None:
-        got: tuple[tuple[Finding, ...], int] | None = self._core.scan(
+    def _scan_mixed(self, text: str) -> tuple[Classification, int] | None:
+        got: tuple[Classification, int] | None = self._core.scan(
             self._bits, self._skip, self._extras(text) if self._mixed else None, text)
         if got is not None and self._health_in_python \
                 and has_health_context(Scan.of(text, self._vocabulary)):
-            return got[0], got[1] | HEALTH_CONTEXT
+            flags = got[1] | HEALTH_CONTEXT
+            findings = got[0].findings
+            return (Classification(LEVEL_OF_FLAGS[flags], findings) if findings else NOTHING,
+                    flags)
         return got
 

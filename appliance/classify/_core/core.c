@@ -488,7 +488,7 @@ static Z dedupe(Found *all, Z n, Z *kept) {
 
 /* ------------------------------------------------------------------ Python interface */
 
-static PyObject *FindingClass = NULL;   /* appliance.classify.findings.Finding */
+static PyObject *FindingClass = NULL;   /* set by setup(): scan() refuses to run before */
 static PyObject *TypeNames[T_COUNT];    /* what Finding.type holds: FindingType's members */
 
 static void parse_enabled(CText *ct, unsigned long long bits) {
@@ -569,41 +569,71 @@ static PyObject *core_health(PyObject *self, PyObject *args) {
     return PyBool_FromLong(h);
 }
 
-static PyObject *FieldNames[4];  /* "type", "start", "end", "confidence" */
-/* where Finding's slots lie in its objects (setup() reads them from the slot descriptors);
-   0 when a field is not a plain slot, and then it is set with object.__setattr__ */
-static Py_ssize_t FieldOffsets[4];
+/* Objects of the frozen slotted dataclasses Finding and Classification, made without their
+   __init__ (which sets each slot with object.__setattr__ and does nothing else, and would
+   cost most of the time of a short text with a few findings): the values are written at the
+   slots' offsets, read from the classes' slot descriptors by setup(). */
+typedef struct {
+    PyTypeObject *cls;
+    int n;
+    PyObject *names[4];
+    Py_ssize_t offsets[4];  /* 0: not a plain slot, set with object.__setattr__ instead */
+} Slotted;
 
-/* Finding(type, start, end, confidence) without its __init__: the frozen dataclass's
-   generated __init__ sets the four slots with object.__setattr__ and does nothing else, and
-   costs most of the time of a short text with a few findings when called. */
-static PyObject *make_finding(const Found *f) {
-    PyTypeObject *cls = (PyTypeObject *)FindingClass;
-    PyObject *obj = cls->tp_alloc(cls, 0);
-    if (!obj) return NULL;
-    PyObject *values[4] = {Py_NewRef(TypeNames[f->type]), PyLong_FromSsize_t(f->start),
-                           PyLong_FromSsize_t(f->end), PyFloat_FromDouble(f->confidence)};
-    int rc = 0;
-    for (int k = 0; k < 4; k++) {
-        if (rc == 0 && values[k] && FieldOffsets[k]) {
-            *(PyObject **)((char *)obj + FieldOffsets[k]) = values[k];  /* takes the reference */
+static Slotted FindingMaker, ResultMaker;
+static PyObject *Levels = NULL;   /* tuple: Sensitivity for each value of the flags */
+static PyObject *Nothing = NULL;  /* the Classification of a text without findings */
+
+static int slotted_setup(Slotted *m, PyObject *cls, const char *const *names, int n) {
+    Py_XSETREF(m->cls, (PyTypeObject *)Py_NewRef(cls));
+    m->n = n;
+    PyObject *members = m->cls->tp_dict;
+    for (int k = 0; k < n; k++) {
+        Py_XSETREF(m->names[k], PyUnicode_InternFromString(names[k]));
+        if (!m->names[k]) return -1;
+        PyObject *descr = members ? PyDict_GetItemWithError(members, m->names[k]) : NULL;
+        if (!descr && PyErr_Occurred()) return -1;
+        m->offsets[k] = 0;
+        if (descr && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
+            if (def->type == T_OBJECT_EX && !(def->flags & READONLY) && def->offset > 0)
+                m->offsets[k] = def->offset;
+        }
+    }
+    return 0;
+}
+
+/* A new object of m->cls holding `values` (references taken, also on failure; a NULL value
+   is a failure whose exception is already set). */
+static PyObject *slotted_new(const Slotted *m, PyObject **values) {
+    PyObject *obj = m->cls->tp_alloc(m->cls, 0);
+    int rc = obj ? 0 : -1;
+    for (int k = 0; k < m->n; k++) {
+        if (rc == 0 && values[k] && m->offsets[k]) {
+            *(PyObject **)((char *)obj + m->offsets[k]) = values[k];
             continue;
         }
-        if (rc == 0 && (!values[k] || PyObject_GenericSetAttr(obj, FieldNames[k], values[k]) < 0))
+        if (rc == 0 && (!values[k] || PyObject_GenericSetAttr(obj, m->names[k], values[k]) < 0))
             rc = -1;
         Py_XDECREF(values[k]);
     }
-    if (rc < 0) { Py_DECREF(obj); return NULL; }
+    if (rc < 0) { Py_XDECREF(obj); return NULL; }
     return obj;
 }
 
-/* scan(enabled, skip, extras, text) -> (findings, flags) or None for a text the core does
-   not take (the text comes last, so that functools.partial can bind the rest).
+static PyObject *make_finding(const Found *f) {
+    PyObject *values[4] = {Py_NewRef(TypeNames[f->type]), PyLong_FromSsize_t(f->start),
+                           PyLong_FromSsize_t(f->end), PyFloat_FromDouble(f->confidence)};
+    return slotted_new(&FindingMaker, values);
+}
+
+/* scan(enabled, skip, extras, text) -> (Classification, flags) or None for a text the core
+   does not take (the text comes last, so that functools.partial can bind the rest).
    `enabled`: bit per finding type; `skip`: bit per detector not to run here; `extras`: None
    or a list of (slot, type index, start, end, confidence) found in Python (site patterns at
-   2 * detector + 1; whole detectors the core lacks at 2 * detector). findings: a tuple of
-   Finding, deduplicated; flags: level | personal << 2 | health finding << 3 | health
-   context << 4. */
+   2 * detector + 1; whole detectors the core lacks at 2 * detector). The Classification
+   holds the deduplicated findings and the level (setup()'s levels[flags]), or is setup()'s
+   `nothing`; flags: level | personal << 2 | health finding << 3 | health context << 4. */
 static PyObject *core_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4 || !PyUnicode_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError, "scan(enabled, skip, extras, text: str)");
@@ -666,7 +696,11 @@ static PyObject *core_scan(PyObject *self, PyObject *const *args, Py_ssize_t nar
     PyObject *number = PyLong_FromLong(flags);  /* a small int: no allocation */
     result = number ? PyTuple_New(2) : NULL;
     if (!result) { Py_DECREF(findings); Py_XDECREF(number); goto done; }
-    PyTuple_SET_ITEM(result, 0, findings);
+    PyObject *values[2] = {Py_NewRef(PyTuple_GET_ITEM(Levels, flags)), findings};
+    PyObject *classification = m ? slotted_new(&ResultMaker, values) : Py_NewRef(Nothing);
+    if (!m) { Py_DECREF(values[0]); Py_DECREF(findings); }
+    if (!classification) { Py_DECREF(result); Py_DECREF(number); goto done; }
+    PyTuple_SET_ITEM(result, 0, classification);
     PyTuple_SET_ITEM(result, 1, number);
 done:
     if (kept != few) PyMem_Free(kept);
@@ -675,29 +709,28 @@ done:
     return result;
 }
 
-/* setup(Finding, types): the class to report with, and the objects standing for the types
-   (FindingType's members, in TYPES' order) */
+/* setup(Finding, types, Classification, levels, nothing): the classes to report with, the
+   objects standing for the types (FindingType's members, in TYPES' order), the Sensitivity
+   for each value of the flags, and the result for a text without findings. */
 static PyObject *core_setup(PyObject *self, PyObject *args) {
-    PyObject *cls, *types;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyTuple_Type, &types)) return NULL;
-    if (PyTuple_GET_SIZE(types) != T_COUNT) {
-        PyErr_SetString(PyExc_ValueError, "setup: one object per finding type");
+    PyObject *finding, *types, *classification, *levels, *nothing;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O", &PyType_Type, &finding, &PyTuple_Type, &types,
+                          &PyType_Type, &classification, &PyTuple_Type, &levels, &nothing))
+        return NULL;
+    if (PyTuple_GET_SIZE(types) != T_COUNT || PyTuple_GET_SIZE(levels) != 32) {
+        PyErr_SetString(PyExc_ValueError, "setup: one object per finding type, 32 levels");
         return NULL;
     }
-    Py_XSETREF(FindingClass, Py_NewRef(cls));
+    static const char *const finding_fields[] = {"type", "start", "end", "confidence"};
+    static const char *const result_fields[] = {"sensitivity", "findings"};
+    if (slotted_setup(&FindingMaker, finding, finding_fields, 4) < 0 ||
+        slotted_setup(&ResultMaker, classification, result_fields, 2) < 0)
+        return NULL;
     for (int t = 0; t < T_COUNT; t++)
         Py_XSETREF(TypeNames[t], Py_NewRef(PyTuple_GET_ITEM(types, t)));
-    PyObject *members = ((PyTypeObject *)cls)->tp_dict;
-    for (int k = 0; k < 4; k++) {
-        PyObject *descr = members ? PyDict_GetItemWithError(members, FieldNames[k]) : NULL;
-        if (!descr && PyErr_Occurred()) return NULL;
-        FieldOffsets[k] = 0;
-        if (descr && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-            PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
-            if (def->type == T_OBJECT_EX && !(def->flags & READONLY) && def->offset > 0)
-                FieldOffsets[k] = def->offset;
-        }
-    }
+    Py_XSETREF(Levels, Py_NewRef(levels));
+    Py_XSETREF(Nothing, Py_NewRef(nothing));
+    Py_XSETREF(FindingClass, Py_NewRef(finding));
     Py_RETURN_NONE;
 }
 
@@ -717,8 +750,6 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__core(void) {
     init_tables();
-    const char *fields[4] = {"type", "start", "end", "confidence"};
-    for (int k = 0; k < 4; k++) FieldNames[k] = PyUnicode_InternFromString(fields[k]);
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     PyObject *types = PyTuple_New(T_COUNT);
