@@ -168,6 +168,7 @@ static Z us_street_at(const U *s, Z p, Z e, int cut) {
 typedef struct {
     const CText *ct;
     signed char word[26][US_ROW];  /* ct_word of each trigger: 0 not asked yet, 1, -1 */
+    uint32_t letters;              /* bit per first letter of a trigger that may be a word */
     Z start, end;                  /* the last answer: s[start:end] is in one window */
 } UsWindows;
 
@@ -184,6 +185,7 @@ static Z us_window_end(UsWindows *w, Z p) {
         if (t > 70 && t - 70 > (end < 0 ? p : end)) break;
         if (low[t] < 'a' || low[t] > 'z') continue;
         int c = (int)(low[t] - 'a');
+        if (!((w->letters >> c) & 1)) continue;   /* no trigger of this letter is a word */
         for (int k = 0; US_SUFFIXES[c][k]; k++) {
             const char *trigger = US_SUFFIXES[c][k];
             if ((U)(unsigned char)trigger[1] != low[t + 1]) {
@@ -208,26 +210,55 @@ static Z us_window_end(UsWindows *w, Z p) {
    start a match, last digit) for each number that ends before a [ \t] and may start one in
    some window (number_at); finditer tries their digits in order, in the window that
    holds each, and goes on after a match. */
-static int us_streets(CText *ct, const Spans *starts, Out *out) {
+static int us_streets(CText *ct, const Spans *starts, UsWindows *windows, Out *out) {
     const U *s = ct->s;
-    if (starts->n == 0) return 0;
-    UsWindows windows = {.ct = ct};
+    if (starts->n == 0) return 0;   /* else us_trigger_word has set up `windows` */
+    /* When us_trigger_word has found every trigger that is a word (a short text), the
+       windows are Scan.windows of those alone (the others add none), made once with
+       ct_windows; else us_window_end finds them around each place asked about. */
+    const char *present[US_ROW * 26 + 1];
+    Spans merged = {0};
+    int listed = windows->letters != ~0u;
+    if (listed) {
+        int np = 0;
+        for (int c = 0; c < 26; c++) {
+            if (!((windows->letters >> c) & 1)) continue;
+            for (int k = 0; US_SUFFIXES[c][k]; k++)
+                if (windows->word[c][k] > 0) present[np++] = US_SUFFIXES[c][k];
+        }
+        present[np] = NULL;
+        if (ct_windows(ct, present, 70, 30, NULL, &merged) < 0) goto fail;
+    }
     Z last_end = 0;
     for (Z k = 0; k < starts->n; k++) {
         for (Z p = starts->v[k].start; p <= starts->v[k].end; p++) {
             if (p < last_end) continue;
-            Z e = us_window_end(&windows, p);
+            Z e = -1;
+            if (!listed) {
+                e = us_window_end(windows, p);
+            } else {
+                for (Z w = 0; w < merged.n; w++) {
+                    if (merged.v[w].start <= p && p < merged.v[w].end) {
+                        e = merged.v[w].end < ct->n ? merged.v[w].end : ct->n;
+                        break;
+                    }
+                }
+            }
             Z end = e < 0 ? -1 : us_street_at(s, p, e, 0);
             if (end < 0) continue;
             last_end = end;
             U before = p ? s[p - 1] : 0;
             if (!(p && (is_alnum(before) || before == '.' || before == '-' || before == '/'))
                 && out_add(out, T_STREET_ADDRESS, p, end, 0.8) < 0)
-                return -1;
+                goto fail;
             break;
         }
     }
+    spans_free(&merged);
     return 0;
+fail:
+    spans_free(&merged);
+    return -1;
 }
 
 /* _us_zip at the digits q (after a [ \t]):
@@ -275,13 +306,29 @@ static int de_fold_eq(U c, unsigned char want) {
    (a suffix, in the lowered text, then [ \t]+\d) ending there, or -1. match_at's matches
    all end so, and cannot overlap, so these are all of them. */
 static Z de_anchor_at(const U *low, Z q) {
-    /* the suffixes' last characters: most numbers follow none of them */
+    /* the suffixes by their last character (most numbers follow none of them) */
+    static const Literal E[] = {
+        LITERAL("stra\xdf" "e"), LITERAL("strasse"), LITERAL("gasse"), LITERAL("allee"),
+        LITERAL("chaussee"), LITERAL("promenade"), {NULL, 0}};
+    static const Literal DOT[] = {LITERAL("str."), {NULL, 0}};
+    static const Literal G[] = {LITERAL("weg"), LITERAL("ring"), LITERAL("steig"), {NULL, 0}};
+    static const Literal Z_[] = {LITERAL("platz"), {NULL, 0}};
+    static const Literal M[] = {LITERAL("damm"), {NULL, 0}};
+    static const Literal R[] = {LITERAL("ufer"), {NULL, 0}};
+    static const Literal D[] = {LITERAL("pfad"), {NULL, 0}};
     if (q == 0) return -1;
+    const Literal *suffix;
     switch (low[q - 1]) {
-    case 'e': case '.': case 'g': case 'z': case 'm': case 'r': case 'd': break;
+    case 'e': suffix = E; break;
+    case '.': suffix = DOT; break;
+    case 'g': suffix = G; break;
+    case 'z': suffix = Z_; break;
+    case 'm': suffix = M; break;
+    case 'r': suffix = R; break;
+    case 'd': suffix = D; break;
     default: return -1;
     }
-    for (const Literal *suffix = DE_SUFFIXES; suffix->text; suffix++)
+    for (; suffix->text; suffix++)
         if (q >= suffix->len && starts_with(low, q - suffix->len, q, suffix->text))
             return q - suffix->len;
     return -1;
@@ -396,6 +443,7 @@ static int de_streets(CText *ct, const Spans *anchors, Out *out) {
 static const char *us_slot_word[US_SLOTS];
 static uint32_t us_slot_hash[US_SLOTS];
 static unsigned char us_slot_len[US_SLOTS];
+static unsigned char us_slot_index[US_SLOTS];   /* the word's place in its US_SUFFIXES row */
 static uint64_t us_hash_bits[16];   /* bit (hash >> 22) of each suffix: most tokens miss it */
 static int us_slots_ready;
 
@@ -409,17 +457,25 @@ static void us_slots_init(void) {
             us_slot_word[at] = *word;
             us_slot_hash[at] = h;
             us_slot_len[at] = (unsigned char)len;
+            us_slot_index[at] = (unsigned char)(word - US_SUFFIXES[c]);
             us_hash_bits[h >> 28] |= 1ULL << ((h >> 22) & 63);
         }
     }
     us_slots_ready = 1;
 }
 
-static int us_trigger_word(const CText *ct) {
-    if (ct->ntokens > 256) {
+static int us_trigger_word(const CText *ct, UsWindows *w) {
+    w->ct = ct;
+    w->start = w->end = 0;
+    if (ct->ntokens > 256) {   /* us_window_end asks ct_word about each trigger it meets */
+        memset(w->word, 0, sizeof w->word);
+        w->letters = ~0u;
         for (int c = 0; c < 26; c++) if (ct_any_word(ct, US_SUFFIXES[c])) return 1;
         return 0;
     }
+    /* every trigger that is a token is marked, the others are not words */
+    memset(w->word, -1, sizeof w->word);
+    w->letters = 0;
     if (!us_slots_ready) us_slots_init();
     const Token *tokens = ct->tokens;
     for (Z k = 0; k < ct->ntokens; k++) {
@@ -429,11 +485,15 @@ static int us_trigger_word(const CText *ct) {
         if (!((us_hash_bits[h >> 28] >> ((h >> 22) & 63)) & 1)) continue;
         for (Z at = (Z)(h & (US_SLOTS - 1)); us_slot_word[at]; at = (at + 1) & (US_SLOTS - 1)) {
             if (us_slot_hash[at] == h && us_slot_len[at] == len &&
-                memcmp(ct->wb + tokens[k].start, us_slot_word[at], (size_t)len) == 0)
-                return 1;
+                memcmp(ct->wb + tokens[k].start, us_slot_word[at], (size_t)len) == 0) {
+                int c = us_slot_word[at][0] - 'a';
+                w->word[c][us_slot_index[at]] = 1;
+                w->letters |= 1u << c;
+                break;
+            }
         }
     }
-    return 0;
+    return w->letters != 0;
 }
 
 /* What the three parts start from, at the digit i. Before a [ \t]: the numbers that may
@@ -442,7 +502,7 @@ static int us_trigger_word(const CText *ct) {
    to report (us_zip_at) go to `zips`, the anchors of German streets (de_anchor_at) to
    `anchors`. */
 static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchors,
-                     int *triggered) {
+                     int *triggered, UsWindows *windows) {
     const unsigned char *raw = ct->raw;   /* digits, spaces and tabs as in the text */
     if (i > 0 && is_sp(raw[i - 1])) {
         Z q = i - 1;
@@ -453,8 +513,13 @@ static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchor
             return -1;
     }
     if (!is_sp(raw[i + 1])) return 0;
-    if (*triggered < 0) *triggered = us_trigger_word(ct);   /* asked once, when first needed */
-    if (*triggered && us_street_at(ct->s, i, ct->n, 1) >= 0) {
+    /* us_street_at needs [A-Z] after the [ \t] run (a direction or a word starts so): most
+       numbers fail that, and it is checked before the triggers are asked about */
+    Z a = i + 2;
+    while (is_sp(raw[a])) a++;
+    if (!is_ascii_upper(raw[a]) || us_street_at(ct->s, i, ct->n, 1) < 0) return 0;
+    if (*triggered < 0) *triggered = us_trigger_word(ct, windows);   /* asked once, when first needed */
+    if (*triggered) {
         Z first = i;
         while (first > 0 && first > i - 5 && is_d(raw[first - 1])) first--;
         if (spans_add(us, first, i) < 0) return -1;
@@ -462,22 +527,42 @@ static int number_at(const CText *ct, Z i, Spans *us, Spans *zips, Spans *anchor
     return 0;
 }
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "next_digit assumes little-endian");
-#define B8(c) (0x0101010101010101ULL * (uint64_t)(c))
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Bits of raw[0:16]: ASCII digits (*digits) and [ \t] (*spaces) */
+static inline void block16(const unsigned char *raw, uint64_t *digits, uint64_t *spaces) {
+    __m128i x = _mm_loadu_si128((const __m128i *)raw);
+    __m128i d = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)),
+                              _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));  /* signed: bytes
+                                                                             over 127 fail */
+    __m128i sp = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(' ')),
+                              _mm_cmpeq_epi8(x, _mm_set1_epi8('\t')));
+    *digits = (uint64_t)(unsigned)_mm_movemask_epi8(d);
+    *spaces = (uint64_t)(unsigned)_mm_movemask_epi8(sp);
+}
+#endif
 
-/* The first i' >= i with raw[i'] an ASCII digit, or n: eight bytes at a time, with
-   "hasbetween" of Bit Twiddling Hacks (exact for each byte: no carry or borrow crosses
-   bytes; bytes over 127 are never flagged) */
-static Z next_digit(const unsigned char *raw, Z i, Z n) {
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        memcpy(&x, raw + i, 8);
-        uint64_t low = x & B8(127);
-        uint64_t m = (B8(127 + ':') - low) & ~x & (low + B8(127 - '/')) & B8(128);
-        if (m) return i + (__builtin_ctzll(m) >> 3);
+/* Bits of raw[0:64] (64 readable bytes): ASCII digits and [ \t] */
+static inline void block64(const unsigned char *raw, uint64_t *digits, uint64_t *spaces) {
+#if defined(__SSE2__)
+    uint64_t d = 0, sp = 0;
+    for (int k = 0; k < 4; k++) {
+        uint64_t dk, sk;
+        block16(raw + 16 * k, &dk, &sk);
+        d |= dk << (16 * k);
+        sp |= sk << (16 * k);
     }
-    while (i < n && !is_d(raw[i])) i++;
-    return i;
+    *digits = d;
+    *spaces = sp;
+#else
+    uint64_t d = 0, sp = 0;
+    for (int k = 0; k < 64; k++) {
+        d |= (uint64_t)is_d(raw[k]) << k;
+        sp |= (uint64_t)is_sp(raw[k]) << k;
+    }
+    *digits = d;
+    *spaces = sp;
+#endif
 }
 
 /* AddressDetector.find: US streets, US ZIPs, German streets, in that order */
@@ -486,29 +571,40 @@ int det_address(CText *ct, Out *out) {
     Spans us = {0}, zips = {0}, anchors = {0};
     int rc = 0;
     /* number_at at each digit next to a [ \t] (it does nothing at others), in order: in a
-       run of digits only the first can follow one and only the last precede one. The runs
-       are found in raw (digits are ASCII: raw has them where the text does, and
-       raw[n] == 0 ends the last run). */
+       run of digits only the first can follow one and only the last precede one, so these
+       are the digits d with raw[d - 1] or raw[d + 1] in [ \t]. They are found 64 bytes at a
+       time as bit masks of raw (digits, spaces and tabs are ASCII: raw has them where the
+       text does; raw[n] == 0, and the last block is padded with zeros). */
     const unsigned char *raw = ct->raw;
-    Z n = ct->n, i = 0;
+    Z n = ct->n;
     int triggered = -1;   /* us_trigger_word, not asked yet */
-    while (rc == 0) {
-        i = next_digit(raw, i, n);
-        if (i >= n) break;
-        Z j = i + 1;
-        while (is_d(raw[j])) j++;
-        if ((i > 0 && is_sp(raw[i - 1])) || is_sp(raw[i + 1]))
-            rc = number_at(ct, i, &us, &zips, &anchors, &triggered);
-        if (rc == 0 && j - 1 > i && is_sp(raw[j]))
-            rc = number_at(ct, j - 1, &us, &zips, &anchors, &triggered);
-        i = j;
+    UsWindows windows;    /* set up by us_trigger_word */
+    uint64_t carry = 0;   /* whether the byte before the block is a [ \t] */
+    for (Z base = 0; rc == 0 && base < n; base += 64) {
+        uint64_t digits, spaces, after;
+        if (base + 64 <= n) {
+            block64(raw + base, &digits, &spaces);
+            after = is_sp(raw[base + 64]);   /* raw[n] is readable */
+        } else {
+            unsigned char tail[64] = {0};
+            memcpy(tail, raw + base, (size_t)(n - base));
+            block64(tail, &digits, &spaces);
+            after = 0;
+        }
+        uint64_t hits = digits & ((spaces << 1) | carry | (spaces >> 1) | (after << 63));
+        carry = spaces >> 63;
+        while (hits && rc == 0) {
+            rc = number_at(ct, base + __builtin_ctzll(hits), &us, &zips, &anchors, &triggered,
+                           &windows);
+            hits &= hits - 1;
+        }
     }
-    if (rc == 0) rc = us_streets(ct, &us, out);
+    if (rc == 0) rc = us_streets(ct, &us, &windows, out);
     for (Z k = 0; rc == 0 && k < zips.n; k++)
         rc = out_add(out, T_ZIP_CODE, zips.v[k].start, zips.v[k].end, 0.85);
     if (rc == 0) rc = de_streets(ct, &anchors, out);
-    spans_free(&us);
-    spans_free(&zips);
-    spans_free(&anchors);
+    if (us.v) spans_free(&us);
+    if (zips.v) spans_free(&zips);
+    if (anchors.v) spans_free(&anchors);
     return rc;
 }

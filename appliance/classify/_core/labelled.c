@@ -279,7 +279,7 @@ static const char *group_split(const char *re, const char **alts, int *nalts) {
     }
 }
 
-/* group_split's answer for every group of the labels, made once (make_tables) and found by
+/* group_split's answer for every group of the labels, made once (group_at) and found by
    the address of the group's "(" (the labels are static strings): splitting a group again at
    each attempt cost more than the rest of the matching. */
 typedef struct {
@@ -298,27 +298,17 @@ static inline unsigned group_slot_of(const char *open) {
     return (unsigned)(((uint64_t)(uintptr_t)open * 0x9E3779B97F4A7C15ull) >> 55);  /* 9 bits */
 }
 
-static void remember_groups(const char *re) {
-    for (; *re; re++) {
-        if (*re == '\\') re++;
-        else if (*re == '[') { while (*re != ']') re++; }
-        else if (*re == '(' && ngroups < MOST_GROUPS) {
-            Group *g = &GROUPS[ngroups];
-            g->open = re;
-            g->close = group_split(re + 3, g->alts, &g->nalts);
-            unsigned slot = group_slot_of(re);
-            while (group_slot[slot]) slot = (slot + 1) % GROUP_SLOTS;
-            group_slot[slot] = (short)++ngroups;
-        }
-    }
-}
-
-/* the group opening at `open`; one not remembered is split here */
+/* the group opening at `open`, split on its first use and remembered (while GROUPS has
+   room: the labels have 70 groups) */
 static const Group *group_at(const char *open, Group *made) {
-    for (unsigned slot = group_slot_of(open); group_slot[slot]; slot = (slot + 1) % GROUP_SLOTS)
+    unsigned slot = group_slot_of(open);
+    for (; group_slot[slot]; slot = (slot + 1) % GROUP_SLOTS)
         if (GROUPS[group_slot[slot] - 1].open == open) return &GROUPS[group_slot[slot] - 1];
-    made->close = group_split(open + 3, made->alts, &made->nalts);
-    return made;
+    Group *g = ngroups < MOST_GROUPS ? &GROUPS[ngroups] : made;
+    g->open = open;
+    g->close = group_split(open + 3, g->alts, &g->nalts);
+    if (g != made) group_slot[slot] = (short)++ngroups;
+    return g;
 }
 
 /* whether c matches the one-character atom at re: a literal, "\." or a class "[...]" */
@@ -456,14 +446,14 @@ static int check_value(int check, const U *v, Z len) {
 
 /* ------------------------------------------------------------------ tables made once */
 
-/* Every trigger word once, with the kinds it triggers (a bit per index into KINDS), chained
-   in buckets by its length and first byte (folded to 5 bits): one pass over the tokens,
-   each looked up by its word bytes, finds `scan.words & kind.triggers` for every kind. */
+/* Every trigger word once, with the kinds it triggers (a bit per index into KINDS), in a
+   table by its word_hash (trigger_slot): one pass over the tokens, each looked up by its
+   Token.hash, finds `scan.words & kind.triggers` for every kind. */
 typedef struct {
     const char *word;
     Z len;
     unsigned kinds;
-    int next;
+    uint32_t hash;               /* word_hash of the word (Token.hash of a token equal to it) */
     unsigned char raw_first[2];  /* the Latin-1 bytes that lower to its first letter */
     unsigned char raw_second[2]; /* ... and to its second (a 1-letter word's: 0) */
 } Trigger;
@@ -471,17 +461,16 @@ typedef struct {
 #define MOST_LABELS 24       /* more than any kind's labels (the licence's 19) */
 static Trigger TRIGGERS[MOST_TRIGGERS];
 static int ntriggers;
-static Z longest_trigger;
-static int trigger_head[32 * 32];           /* 1 + the bucket's first trigger, 0 for none */
+/* The triggers by their word_hash, open-addressed (1 + an index into TRIGGERS, 0 empty):
+   a token is looked up by its Token.hash, and most tokens (no trigger) end at an empty
+   slot or a slot holding another hash. */
+#define TRIGGER_SLOTS 1024
+static unsigned char trigger_slot[TRIGGER_SLOTS];
 static uint32_t label_firsts[NKINDS];      /* the kind's labels' first letters, a bit per a-z */
 static uint32_t labels_of[NKINDS][26];     /* the kind's labels by first letter, a bit each */
 static unsigned char label_literal[NKINDS][MOST_LABELS];  /* see literal_prefix */
 static unsigned needle_kinds;              /* the kinds that have needles */
 static int tables_ready;
-
-static inline unsigned bucket_of(const unsigned char *w, Z len) {
-    return (w[0] & 31u) * 32u + ((unsigned)len & 31u);
-}
 
 /* How many characters a label regex begins with that must be there as written: plain
    characters up to the first \, [, (, ?, *, + or one made optional by a ? or * after it.
@@ -511,16 +500,17 @@ static void make_tables(void) {
         const Kind *kind = &KINDS[k];
         for (const char *const *w = kind->triggers; *w; w++) {
             Z len = lit_len(*w);
-            unsigned b = bucket_of((const unsigned char *)*w, len);
-            int j = trigger_head[b];
-            while (j && strcmp(TRIGGERS[j - 1].word, *w) != 0) j = TRIGGERS[j - 1].next;
+            uint32_t h = word_hash((const unsigned char *)*w, len);
+            unsigned slot = h & (TRIGGER_SLOTS - 1);
+            int j;
+            while ((j = trigger_slot[slot]) && strcmp(TRIGGERS[j - 1].word, *w) != 0)
+                slot = (slot + 1) & (TRIGGER_SLOTS - 1);
             if (!j) {  /* a new word */
                 Trigger *tr = &TRIGGERS[ntriggers];
-                *tr = (Trigger){*w, len, 0, trigger_head[b], {0, 0}};
+                *tr = (Trigger){*w, len, 0, h, {0, 0}, {0, 0}};
                 raw_forms((unsigned char)(*w)[0], tr->raw_first);
                 raw_forms((unsigned char)(*w)[1], tr->raw_second);
-                trigger_head[b] = j = ++ntriggers;
-                if (len > longest_trigger) longest_trigger = len;
+                trigger_slot[slot] = (unsigned char)(j = ++ntriggers);
             }
             TRIGGERS[j - 1].kinds |= 1u << k;
         }
@@ -528,7 +518,6 @@ static void make_tables(void) {
             label_firsts[k] |= 1u << (kind->labels[l][0] - 'a');
             labels_of[k][kind->labels[l][0] - 'a'] |= 1u << l;
             label_literal[k][l] = (unsigned char)literal_prefix(kind->labels[l]);
-            remember_groups(kind->labels[l]);
         }
         if (kind->needles) needle_kinds |= 1u << k;
     }
@@ -537,47 +526,80 @@ static void make_tables(void) {
 
 /* ------------------------------------------------------------------ one kind's windows */
 
-/* finditer of the kind's pattern over low[ws:we]; the findings as LabelledDetector.find */
-static int find_in_window(const CText *ct, int k, Z ws, Z we, Out *out) {
+/* Whether one of kind k's labels, tried in order, matches at p (with _SEP and the value:
+   then in t). p holds a label's first letter c, after (?<![\w-].)'s look back. */
+static int labels_at(Try *t, int k, Z p, U c) {
+    const char *const *labels = KINDS[k].labels;
+    for (uint32_t ls = labels_of[k][c - 'a']; ls; ls &= ls - 1) {
+        /* the labels that begin with c, in order; one whose leading literal is not at p
+           cannot match there */
+        int l = __builtin_ctz(ls);
+        const char *re = labels[l];
+        Z n = label_literal[k][l], i = 1;
+        if (p + n > t->end) continue;
+        while (i < n && t->low[p + i] == (U)(unsigned char)re[i]) i++;
+        /* (the n characters are plain literals, none optional: label goes on after them) */
+        if (i >= n && label(t, re + n, p + n, NULL)) return 1;
+    }
+    return 0;
+}
+
+/* A match's findings, as LabelledDetector.find reports them */
+static int report(const CText *ct, int k, const Try *t, Out *out) {
     const Kind *kind = &KINDS[k];
+    const U *v = ct->s + t->vstart;
+    Z len = t->vend - t->vstart;
+    int digit = 0;
+    for (Z i = 0; i < len && !digit; i++) digit = is_digit(v[i]);
+    if (!digit) return 0;
+    if (check_value(kind->check, v, len)) return out_add(out, kind->type, t->vstart, t->vend, 0.9);
+    if (kind->fallback >= 0) return out_add(out, kind->fallback, t->vstart, t->vend, 0.7);
+    return 0;
+}
+
+/* whether a label may start at p: a label's first letter (one of `firsts`, a bit per a-z),
+   after which (?<![\w-].) looks back */
+static inline int label_start(const U *low, Z p, uint32_t firsts) {
+    U c = low[p];
+    return is_ascii_lower(c) && (firsts >> (c - 'a') & 1) &&
+           !(p > 0 && (word_char(low[p - 1]) || low[p - 1] == '-'));
+}
+
+/* finditer of the kind's pattern over low[ws:we]; the findings as LabelledDetector.find.
+   A label starts at p only where low[p] is an ASCII letter and low[p - 1] neither \w nor
+   "-". In a text of Latin-1 code points (PyUnicode 1-byte kind) such a p is the start of a
+   token: low[p] is then s[p] lowered, an ASCII letter only for s[p] in A-Za-z, which are
+   word bytes, and every word byte (A-Za-z, the umlauts, ß) is \w, so wb[p - 1] is ' '.
+   There the tokens in the window are the only places tried; in other texts (where e.g. the
+   Kelvin sign lowers to "k" but is no word byte) every character is. */
+static int find_in_window(const CText *ct, int k, Z ws, Z we, Out *out) {
     const U *low = ct->low;
-    Try t = {low, we, kind->value, 0, 0};
+    Try t = {low, we, KINDS[k].value, 0, 0};
     uint32_t firsts = label_firsts[k];
-    Z p = ws;
-    while (p < we) {
-        U c = low[p];
-        /* a label's first letter, after which (?<![\w-].) looks back */
-        if (!is_ascii_lower(c) || !(firsts >> (c - 'a') & 1) ||
-            (p > 0 && (word_char(low[p - 1]) || low[p - 1] == '-'))) {
-            p++;
-            continue;
+    if (PyUnicode_KIND(ct->text) == PyUnicode_1BYTE_KIND) {
+        const Token *tok = ct->tokens, *last = tok + ct->ntokens;
+        Z lo = 0, hi = ct->ntokens;  /* the first token starting at ws or after */
+        while (lo < hi) {
+            Z mid = (lo + hi) / 2;
+            if (tok[mid].start < ws) lo = mid + 1; else hi = mid;
         }
-        int matched = 0;
-        for (uint32_t ls = labels_of[k][c - 'a']; ls && !matched; ls &= ls - 1) {
-            /* the labels that begin with c, in order; one whose leading literal is not at p
-               cannot match there */
-            int l = __builtin_ctz(ls);
-            const char *re = kind->labels[l];
-            Z n = label_literal[k][l], i = 1;
-            if (p + n > we) continue;
-            while (i < n && low[p + i] == (U)(unsigned char)re[i]) i++;
-            matched = i >= n && label(&t, re, p, NULL);
+        Z from = ws;  /* finditer goes on after a match's end */
+        for (tok += lo; tok < last && tok->start < we; tok++) {
+            Z p = tok->start;
+            if (p < from || !label_start(low, p, firsts) || !labels_at(&t, k, p, low[p]))
+                continue;
+            from = t.vend;
+            if (report(ct, k, &t, out) < 0) return -1;
         }
-        if (!matched) {
+        return 0;
+    }
+    for (Z p = ws; p < we;) {
+        if (!label_start(low, p, firsts) || !labels_at(&t, k, p, low[p])) {
             p++;
             continue;
         }
         p = t.vend;
-        const U *v = ct->s + t.vstart;
-        Z len = t.vend - t.vstart;
-        int digit = 0;
-        for (Z i = 0; i < len && !digit; i++) digit = is_digit(v[i]);
-        if (!digit) continue;
-        if (check_value(kind->check, v, len)) {
-            if (out_add(out, kind->type, t.vstart, t.vend, 0.9) < 0) return -1;
-        } else if (kind->fallback >= 0) {
-            if (out_add(out, kind->fallback, t.vstart, t.vend, 0.7) < 0) return -1;
-        }
+        if (report(ct, k, &t, out) < 0) return -1;
     }
     return 0;
 }
@@ -605,8 +627,26 @@ static int places_add(Places *ps, int kind, Z at, Z len) {
 }
 
 /* A place for each kind in `kinds` at every occurrence of `word` in the lowered text,
-   overlapping ones too (Scan.positions: str.find from at + 1). */
+   overlapping ones too (Scan.positions: str.find from at + 1). In a text of Latin-1 code
+   points the word (a trigger: letters a-z, ä, ü) is sought in the word bytes of the tokens
+   instead: there low[i] is such a letter exactly where wb[i] is it (both lower A-Z, Ä, Ü
+   alike; every other Latin-1 character is ' ' in wb and no such letter in low), so the
+   word occurs only inside a token. */
 static int add_positions(const CText *ct, Places *ps, const char *word, Z len, unsigned kinds) {
+    if (PyUnicode_KIND(ct->text) == PyUnicode_1BYTE_KIND) {
+        const unsigned char *wb = ct->wb, first = (unsigned char)word[0];
+        for (const Token *tok = ct->tokens, *last = tok + ct->ntokens; tok < last; tok++) {
+            for (Z at = tok->start, stop = at + tok->len - len; at <= stop; at++) {
+                Z i = 1;
+                if (wb[at] != first) continue;
+                while (i < len && wb[at + i] == (unsigned char)word[i]) i++;
+                if (i < len) continue;
+                for (int k = 0; k < NKINDS; k++)
+                    if (kinds >> k & 1 && places_add(ps, k, at, len) < 0) return -1;
+            }
+        }
+        return 0;
+    }
     for (Z at = find_in(ct->low, 0, ct->n, word); at >= 0;
          at = find_in(ct->low, at + 1, ct->n, word))
         for (int k = 0; k < NKINDS; k++)
@@ -685,6 +725,23 @@ static int cmp_place(const void *a, const void *b) {
     return place_before(a, b) ? -1 : place_before(b, a);
 }
 
+/* The kinds whose type is enabled (ct_enabled), a bit per kind. Calls mostly come with the
+   same enabled types, so the answer for the last ones is kept (the GIL is held). */
+_Static_assert(T_COUNT <= 32, "the enabled types are one word");
+static unsigned enabled_kinds(const CText *ct) {
+    static unsigned for_types, kinds;
+    static int known;
+    unsigned types = ct->enabled[0];
+    if (!known || types != for_types) {
+        kinds = 0;
+        for (int k = 0; k < NKINDS; k++)
+            if (types >> KINDS[k].type & 1) kinds |= 1u << k;
+        for_types = types;
+        known = 1;
+    }
+    return kinds;
+}
+
 /* Scan.windows(kind.triggers, 40, 80, kind.needles) for every enabled kind at once, the
    places sorted by kind then as Scan.windows sorts them. The kinds are those whose trigger
    words are words of the text (`scan.words & self.triggers`: one pass over the tokens, each
@@ -695,16 +752,15 @@ static int all_places(const CText *ct, Places *ps) {
     uint64_t present[(MOST_TRIGGERS + 63) / 64] = {0};
     int found[MOST_TRIGGERS], nfound = 0;  /* the triggers that are tokens, each once */
     unsigned kinds = 0;
-    for (Z k = 0; k < ct->ntokens; k++) {
-        Z len = ct->tokens[k].len;
-        if (len > longest_trigger) continue;
-        const unsigned char *w = ct->wb + ct->tokens[k].start;
-        for (int j = trigger_head[bucket_of(w, len)]; j; j = TRIGGERS[j - 1].next) {
+    for (const Token *tok = ct->tokens, *last = tok + ct->ntokens; tok < last; tok++) {
+        uint32_t h = tok->hash;
+        for (unsigned slot = h & (TRIGGER_SLOTS - 1); trigger_slot[slot];
+             slot = (slot + 1) & (TRIGGER_SLOTS - 1)) {
+            int j = trigger_slot[slot];
             const Trigger *tr = &TRIGGERS[j - 1];
-            Z i = 0;
-            if (tr->len != len) continue;
-            while (i < len && (unsigned char)tr->word[i] == w[i]) i++;
-            if (i < len) continue;
+            if (tr->hash != h || tr->len != tok->len ||
+                memcmp(tr->word, ct->wb + tok->start, (size_t)tok->len) != 0)
+                continue;
             if (!(present[(j - 1) / 64] >> ((j - 1) % 64) & 1)) {
                 present[(j - 1) / 64] |= 1ull << ((j - 1) % 64);
                 found[nfound++] = j - 1;
@@ -714,11 +770,7 @@ static int all_places(const CText *ct, Places *ps) {
         }
     }
     /* only kinds with an enabled type (ct_enabled) */
-    unsigned enabled = 0;
-    for (unsigned ks = kinds | needle_kinds; ks; ks &= ks - 1) {
-        int k = __builtin_ctz(ks), type = KINDS[k].type;
-        if (ct->enabled[type / 32] >> (type % 32) & 1) enabled |= 1u << k;
-    }
+    unsigned enabled = enabled_kinds(ct) & (kinds | needle_kinds);
     if (kinds & enabled) {
         int sought[MOST_TRIGGERS], nsought = 0;  /* the present words of enabled kinds */
         for (int f = 0; f < nfound; f++)

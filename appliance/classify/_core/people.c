@@ -47,11 +47,46 @@ static Z lit(const U *t, Z i, Z end, const char *pat) {
     return i;
 }
 
-/* Whether t[i] (i < end) can begin lit(t, i, end, pat): a cheap test before the call. */
-static inline int lit_first(const U *t, Z i, const char *pat) {
+/* The patterns of a list (lit() form) that can begin with each byte, in the list's order:
+   pats[idx[off[c]]], ..., pats[idx[off[c + 1] - 1]]. The loops over a list try only those
+   for the character at hand: the others' first character differs, and none begins with a
+   code point above 0xFF. A '*' pattern is listed under both cases. Made by name_init. */
+typedef struct {
+    const char *const *pats;
+    unsigned short off[257];
+    unsigned char idx[256];
+} FirstIndex;
+
+/* the bytes pattern `pat` can begin with, into b (1 or 2 of them); returns how many */
+static int fi_firsts(const char *pat, unsigned char *b) {
     const unsigned char *p = (const unsigned char *)pat;
-    if (*p == '*') return t[i] == p[1] || t[i] == (U)(p[1] - 32);
-    return t[i] == *p;
+    if (*p != '*') { b[0] = *p; return 1; }
+    b[0] = p[1];
+    b[1] = (unsigned char)(p[1] - 32);
+    return 2;
+}
+
+static void fi_init(FirstIndex *fi) {
+    unsigned short at[256] = {0};  /* a counting sort by first byte, stable */
+    unsigned char b[2];
+    for (unsigned k = 0; fi->pats[k]; k++)
+        for (int j = fi_firsts(fi->pats[k], b) - 1; j >= 0; j--) at[b[j]]++;
+    unsigned n = 0;
+    for (unsigned c = 0; c < 256; c++) {
+        fi->off[c] = (unsigned short)n;
+        n += at[c];
+        at[c] = fi->off[c];
+    }
+    fi->off[256] = (unsigned short)n;
+    for (unsigned k = 0; fi->pats[k]; k++)
+        for (int j = fi_firsts(fi->pats[k], b) - 1; j >= 0; j--) fi->idx[at[b[j]]++] = (unsigned char)k;
+}
+
+/* The range of fi->idx for the patterns that can begin with c. */
+static inline void fi_range(const FirstIndex *fi, U c, Z *from, Z *to) {
+    if (c > 0xFF) { *from = *to = 0; return; }
+    *from = fi->off[c];
+    *to = fi->off[c + 1];
 }
 
 /* ---- which of a list's words the text holds (scan.words & words), in one pass ----
@@ -67,7 +102,7 @@ typedef struct {
     Z count;
     unsigned char len[WS_MAX];
     unsigned char slot[WS_SLOTS];  /* index + 1; 0 empty */
-    uint64_t lens[256];            /* by first byte: bit per length (< 64) of a word */
+    unsigned char bloom[4096];     /* 1 at word_hash & 4095 of each word (as Token.hash) */
     int ready;
 } WordSet;
 
@@ -84,7 +119,7 @@ static void ws_init(WordSet *ws) {
         unsigned at = ws_key(w[0], w[len - 1], len);
         while (ws->slot[at]) at = (at + 1) & (WS_SLOTS - 1);
         ws->slot[at] = (unsigned char)(k + 1);
-        if (len < 64) ws->lens[w[0]] |= 1ull << len;
+        ws->bloom[word_hash(w, len) & 4095u] = 1;
     }
     ws->count = k;
     ws->ready = 1;
@@ -106,20 +141,40 @@ static Z ws_present(const CText *ct, WordSet *ws, unsigned char *idx) {
     if (!ws->ready) ws_init(ws);
     Z n = 0;
     if (ct->ntokens < 2 * ws->count) {
-        unsigned char seen[WS_MAX];
-        memset(seen, 0, (size_t)ws->count);
-        for (Z k = 0; k < ct->ntokens; k++) {
-            const unsigned char *b = ct->wb + ct->tokens[k].start;
-            Z len = ct->tokens[k].len;
-            if (len >= 64 || !((ws->lens[b[0]] >> len) & 1)) continue;  /* most tokens */
-            Z i = ws_find(ws, b, len);
-            if (i >= 0 && !seen[i]) { seen[i] = 1; idx[n++] = (unsigned char)i; }
+        /* (locals: the stores into idx are char stores, which the compiler must assume
+           may change ct's fields) */
+        const Token *tk = ct->tokens, *te = ct->tokens + ct->ntokens;
+        const unsigned char *wb = ct->wb;
+        const unsigned char *bloom = ws->bloom;
+        uint64_t seen[WS_MAX / 64] = {0};
+        for (; tk < te; tk++) {
+            if (!bloom[tk->hash & 4095u]) continue;  /* the token's word_hash: most miss */
+            Z i = ws_find(ws, wb + tk->start, tk->len);
+            if (i >= 0 && !((seen[i / 64] >> (i % 64)) & 1)) {
+                seen[i / 64] |= 1ull << (i % 64);
+                idx[n++] = (unsigned char)i;
+            }
         }
     } else {
         for (Z i = 0; i < ws->count; i++)
             if (ct_word(ct, ws->words[i])) idx[n++] = (unsigned char)i;
     }
     return n;
+}
+
+/* Whether some needle of those whose second character is `mark` ('.' or '/') and whose
+   first is one of the letters `lasts` can occur: the letter (or its capital, the only
+   characters lowering to it) just before a `mark` in raw. Where not, token_end_spans and
+   punct_spans find nothing for these needles. */
+static int mark_after(const CText *ct, unsigned char mark, const char *lasts) {
+    const unsigned char *raw = ct->raw;
+    Z n = ct->n;
+    for (const unsigned char *r = raw + 1;
+         r < raw + n && (r = memchr(r, mark, (size_t)(raw + n - r))) != NULL; r++) {
+        unsigned char c = r[-1] | 0x20;  /* lasts are ASCII lower-case letters */
+        if ((c >= 'a' && c <= 'z') && strchr(lasts, c)) return 1;
+    }
+    return 0;
 }
 
 /* ---- Scan.windows, from words already known to be present ---- */
@@ -172,14 +227,15 @@ static int punct_spans(const CText *ct, const char *const *needles, Z before, Z 
 static int token_end_spans(const CText *ct, const char *const *needles, Z before, Z after,
                            Spans *out) {
     const U *low = ct->low;
+    const unsigned char *raw = ct->raw;
     Z n = ct->n;
-    for (Z t = 0; t < ct->ntokens; t++) {
-        Z e = ct->tokens[t].start + ct->tokens[t].len;  /* the mark's place */
-        if (e >= n || (ct->raw[e] != '.' && ct->raw[e] != '/')) continue;
+    for (const Token *tk = ct->tokens, *te = ct->tokens + ct->ntokens; tk < te; tk++) {
+        Z e = tk->start + tk->len;  /* the mark's place */
+        if (e >= n || (raw[e] != '.' && raw[e] != '/')) continue;
         Z at = e - 1;
         for (const char *const *nd = needles; *nd; nd++) {
             const unsigned char *w = (const unsigned char *)*nd;
-            if (low[at] != w[0] || ct->raw[e] != w[1]) continue;
+            if (low[at] != w[0] || raw[e] != w[1]) continue;
             Z k = 2;
             while (w[k] && at + k < n && low[at + k] == w[k]) k++;
             if (w[k]) continue;
@@ -296,15 +352,46 @@ static int age_at(const U *t, Z p, Z end, Z *gs, Z *ge, Z *mend) {
     return 0;
 }
 
+/* Whether the text holds a run of digits that can give an age of 90 to 125: every match's
+   number is a run of 2 or 3 digits with no digit before it (a non-word character, or the
+   trigger's letters, spaces, colon, "of "/"von " stand there), and its value is 90 to 125
+   only when it begins "9d", "09d", "10d", "11d" or "12d". The lowered text has its digits
+   where raw has (nothing else lowers to a digit), so memchr on raw finds the 9s and 1s. */
+static int age_digits(const CText *ct) {
+    const unsigned char *raw = ct->raw;
+    Z n = ct->n;
+    for (const unsigned char *r = raw; r < raw + n && (r = memchr(r, '9', (size_t)(raw + n - r)));
+         r++) {
+        Z i = r - raw;  /* "9d" from i, or "09d" from i - 1 */
+        if (i + 1 >= n || !is_d(raw[i + 1])) continue;
+        if (i == 0 || !is_d(raw[i - 1])) return 1;
+        if (raw[i - 1] == '0' && (i == 1 || !is_d(raw[i - 2]))) return 1;
+    }
+    for (const unsigned char *r = raw; r < raw + n && (r = memchr(r, '1', (size_t)(raw + n - r)));
+         r++) {
+        Z i = r - raw;  /* "1[0-2]d" from i */
+        if (i + 2 < n && raw[i + 1] >= '0' && raw[i + 1] <= '2' && is_d(raw[i + 2]) &&
+            (i == 0 || !is_d(raw[i - 1])))
+            return 1;
+    }
+    return 0;
+}
+
 /* AgeDetector.find: finditer over the lowered text in windows(triggers, 12, 12, needles),
-   ages 90 to 125. */
+   ages 90 to 125 (none without such digits: age_digits). */
 int det_age(CText *ct, Out *out) {
-    if (!ct->has_digit) return 0;
+    if (!ct->has_digit || !age_digits(ct)) return 0;
     unsigned char idx[WS_MAX];  /* the present triggers, and the needles */
     Z npresent = ws_present(ct, &AGE_WORDS, idx);
+    /* the needles, when no trigger gives a window: "y/o" and "j." by their marks, "y.o."
+       only with a one-letter token "o" (between its dots; o or O there) */
+    int marked = npresent || mark_after(ct, '/', "y") || mark_after(ct, '.', "j") ||
+                 (ct_word(ct, "o") && mark_after(ct, '.', "y"));
     static const char *const NEEDLES[] = {"y/o", "y.o.", "j.", NULL};
+    if (!npresent && !marked) return 0;  /* no window */
     Spans windows = {0};
-    if (windows_of(ct, &AGE_WORDS, idx, npresent, NEEDLES, 12, 12, &windows) < 0) {
+    if (windows_of(ct, &AGE_WORDS, idx, npresent, marked ? NEEDLES : NULL, 12, 12,
+                   &windows) < 0) {
         spans_free(&windows);
         return -1;
     }
@@ -475,18 +562,32 @@ int det_person_date(CText *ct, Out *out) {
     if (!cues_ready) cues_init();
     unsigned char idx[WS_MAX];  /* the present triggers, and the needle "d.o.b" */
     Z npresent = ws_present(ct, &DATE_WORDS, idx);
+    /* "d.o.b" has its "o" between two dots: a one-letter token "o" (o or O there, the
+       only characters lowering to it); without one there is no needle to look for */
+    int marked = ct_word(ct, "o") && mark_after(ct, '.', "d");
     static const char *const DOB[] = {"d.o.b", NULL};
+    if (!npresent && !marked) return 0;  /* no window */
     Spans windows = {0};
-    if (windows_of(ct, &DATE_WORDS, idx, npresent, DOB, 12, 80, &windows) < 0) {
+    if (windows_of(ct, &DATE_WORDS, idx, npresent, marked ? DOB : NULL, 12, 80, &windows) < 0) {
         spans_free(&windows);
         return -1;
     }
     const U *t = ct->low;
     int rc = 0;
+    /* A match begins where a cue's first byte (an ASCII letter other than k) is in the
+       lowered text with no \w before it: the text holds that letter or its capital there
+       (only the Kelvin sign also lowers to an ASCII letter, to k), a word byte, after a
+       character that is no word byte (those are letters, which stay \w lowered). So only
+       token starts need trying: the tokens beginning in each window, in order, from the
+       place the last match ended (the windows are sorted and disjoint). */
+    const Token *tok = ct->tokens, *tok_end = ct->tokens + ct->ntokens;
     for (Z w = 0; w < windows.n && rc == 0; w++) {
         Z end = windows.v[w].end < ct->n ? windows.v[w].end : ct->n;
         Z p = windows.v[w].start;
-        while (p < end) {
+        for (;;) {
+            while (tok < tok_end && tok->start < p) tok++;
+            if (tok == tok_end || tok->start >= end) break;
+            p = tok->start;
             /* a cue's first byte, then the lookbehind (?<!\w) */
             U c0 = t[p];
             if (c0 > 0xFF || !CUE_FIRST[c0] || (p > 0 && is_w(t[p - 1]))) { p++; continue; }
@@ -554,7 +655,13 @@ static WordSet NAME_WORDS = {NAME_STARTS};  /* _STARTS holds every window word t
 static unsigned char START_FROM[256], START_TO[256];
 static unsigned char START_IS_TRIGGER[WS_MAX];
 
+static FirstIndex TITLE_FI, LABEL_FI, NAME_LABEL_FI, PARTICLE_FI;  /* (defined below) */
+
 static void name_init(void) {
+    fi_init(&TITLE_FI);
+    fi_init(&LABEL_FI);
+    fi_init(&NAME_LABEL_FI);
+    fi_init(&PARTICLE_FI);
     ws_init(&NAME_WORDS);
     for (Z k = NAME_STARTS_COUNT - 1; k >= 0; k--) {
         unsigned char c = (unsigned char)NAME_STARTS[k][0];
@@ -603,6 +710,9 @@ static const char *const NAME_LABELS[] = {
 static const char *const PARTICLES[] = {
     "von+", "van+", "de+", "der+", "den+", "zu+", "da+", "di+", "le+", "la+", NULL,
 };
+static FirstIndex TITLE_FI = {TITLES}, LABEL_FI = {LABELS}, NAME_LABEL_FI = {NAME_LABELS},
+                  PARTICLE_FI = {PARTICLES};
+
 static const char *const NOT_NAMES[] = {
     "Care", "Safety", "Portal", "Services", "Service", "Information", "Record", "Records",
     "Name", "Education", "Satisfaction", "Experience", "Advocate", "Handbook", "Data", "Room",
@@ -662,8 +772,10 @@ static Z name_at(const U *t, Z i, Z end) {
         Z k = spaces(t, j, end);
         if (k < 0) break;
         Z x = -1;
-        for (const char *const *pa = PARTICLES; *pa && x < 0; pa++) {
-            Z m = lit(t, k, end, *pa);
+        Z from, to;
+        fi_range(&PARTICLE_FI, t[k], &from, &to);  /* (t[end] is readable; lit stops there) */
+        for (Z q = from; q < to && x < 0; q++) {
+            Z m = lit(t, k, end, PARTICLES[PARTICLE_FI.idx[q]]);
             if (m >= 0) x = name_hyphenated(t, m, end);
         }
         if (x < 0) x = name_hyphenated(t, k, end);
@@ -680,11 +792,13 @@ static Z name_at(const U *t, Z i, Z end) {
    second choice would only repeat what the first tried. */
 static Z extra_title(const U *t, Z i, Z end) {
     if (i >= end) return -1;
-    for (const char *const *ti = TITLES; *ti; ti++) {
-        if (!lit_first(t, i, *ti)) continue;
-        Z e = lit(t, i, end, *ti);
+    Z from, to;
+    fi_range(&TITLE_FI, t[i], &from, &to);
+    for (Z q = from; q < to; q++) {
+        Z e = lit(t, i, end, TITLES[TITLE_FI.idx[q]]);
         if (e >= 0 && (e = spaces(t, e, end)) >= 0) return e;
     }
+    if (t[i] != 'D' && t[i] != 'm' && t[i] != 'U') return -1;  /* what the others begin with */
     Z e = lit(t, i, end, "Dipl.-");
     if (e >= 0) {
         Z w = e;
@@ -729,14 +843,15 @@ static int titled_name(const U *t, Z c, Z end, Z *ns, Z *ne) {
    name (after every space and the colon), so a prefix is taken there or not at all. */
 static int name_match(const U *t, Z p, Z end, Z *ns, Z *ne) {
     if (p > 0 && (is_w(t[p - 1]) || t[p - 1] == '.')) return 0;
-    for (const char *const *ti = TITLES; *ti; ti++) {
-        if (!lit_first(t, p, *ti)) continue;
-        Z e = lit(t, p, end, *ti);
+    Z from, to;
+    fi_range(&TITLE_FI, t[p], &from, &to);
+    for (Z q = from; q < to; q++) {
+        Z e = lit(t, p, end, TITLES[TITLE_FI.idx[q]]);
         if (e >= 0 && (e = spaces(t, e, end)) >= 0 && titled_name(t, e, end, ns, ne)) return 1;
     }
-    for (const char *const *la = LABELS; *la; la++) {
-        if (!lit_first(t, p, *la)) continue;
-        Z e = lit(t, p, end, *la);
+    fi_range(&LABEL_FI, t[p], &from, &to);
+    for (Z q = from; q < to; q++) {
+        Z e = lit(t, p, end, LABELS[LABEL_FI.idx[q]]);
         if (e < 0) continue;
         /* [ \t]*:?[ \t]+ */
         Z b = e;
@@ -745,9 +860,9 @@ static int name_match(const U *t, Z p, Z end, Z *ns, Z *ne) {
         else if (b == e) b = -1;
         if (b >= 0 && titled_name(t, b, end, ns, ne)) return 1;
     }
-    for (const char *const *la = NAME_LABELS; *la; la++) {
-        if (!lit_first(t, p, *la)) continue;
-        Z e = lit(t, p, end, *la);
+    fi_range(&NAME_LABEL_FI, t[p], &from, &to);
+    for (Z q = from; q < to; q++) {
+        Z e = lit(t, p, end, NAME_LABELS[NAME_LABEL_FI.idx[q]]);
         if (e < 0) continue;
         /* [ \t]*:[ \t]* */
         while (e < end && is_sp(t[e])) e++;
@@ -820,24 +935,30 @@ static int surname_mentions(CText *ct, Z at, Z len, const Spans *found, Out *out
    `found`; their surnames (the last word, unless a lone word after "Dr"/"Prof") into
    `surnames` as (start, length), each once, in the order found. */
 static int find_names(CText *ct, const Spans *windows, const unsigned char *present,
-                      Spans *found, Spans *surnames) {
+                      const unsigned char *idx, Z npresent, Spans *found, Spans *surnames) {
     /* The bytes a match can begin with: the pattern's first character is an ASCII
        letter, or "Ä" (Ärztin), in either case, and where a present _STARTS word begins
        its lowering is that word's first byte. So raw (the text's byte there; '?' above
-       0xFF) must be one of the first bytes of the present words or their capitals. */
+       0xFF) must be one of the first bytes of the present words (idx) or their capitals. */
     unsigned char first_ok[256] = {0};
-    for (Z k = 0; k < NAME_STARTS_COUNT; k++) {
-        if (!present[k]) continue;
-        unsigned char c = (unsigned char)NAME_STARTS[k][0];
+    for (Z k = 0; k < npresent; k++) {
+        unsigned char c = (unsigned char)NAME_STARTS[idx[k]][0];
         first_ok[c] = first_ok[c - 32] = 1;  /* a-z and ä: their capitals are 32 below */
     }
     const U *t = ct->s;
     const unsigned char *raw = ct->raw;
+    /* Only token starts can pass the two tests below: such a first byte is a word byte,
+       and a character that is not \w nor '.' before it is no word byte (the word bytes
+       are letters), so a token begins there. So the tokens that begin in each window are
+       visited, in order, instead of every place (the windows are sorted and disjoint). */
+    const Token *tok = ct->tokens, *tok_end = ct->tokens + ct->ntokens;
     for (Z w = 0; w < windows->n; w++) {
         Z start = windows->v[w].start;
         Z end = windows->v[w].end < ct->n ? windows->v[w].end : ct->n;
         Z last_end = 0;
-        for (Z p = start; p < end; p++) {
+        while (tok < tok_end && tok->start < start) tok++;
+        for (; tok < tok_end && tok->start < end; tok++) {
+            Z p = tok->start;
             /* a needle's first byte, then the lookbehind: where either fails, nothing
                matches at p */
             if (!first_ok[raw[p]]) continue;
@@ -891,7 +1012,7 @@ int det_name(CText *ct, Out *out) {
     for (Z k = 0; k < npresent; k++) present[idx[k]] = 1;
     Spans windows = {0}, found = {0}, surnames = {0};
     int rc = windows_of(ct, &NAME_WORDS, win, nwin, NULL, 2, 120, &windows);
-    if (rc == 0) rc = find_names(ct, &windows, present, &found, &surnames);
+    if (rc == 0) rc = find_names(ct, &windows, present, idx, npresent, &found, &surnames);
     for (Z k = 0; rc == 0 && k < found.n; k++)
         rc = out_add(out, T_PERSON_NAME, found.v[k].start, found.v[k].end, 0.75);
     for (Z k = 0; rc == 0 && k < surnames.n; k++) {

@@ -196,50 +196,76 @@ static inline Z find_raw(const CText *ct, Z from, const char *needle, Z key) {
 }
 
 /* What find's gates look for in the text, found in one pass over Scan.raw that stops only at
-   "J", "A", "B" and "/" (rare in prose; strcspn is vectorised): whether it holds "eyJ" or a
+   "J", "A", "B" and "/" (rare in prose; found 16 bytes at a time): whether it holds "eyJ" or a
    _TOKEN_NEEDLES ("AKIA", "AIza"...; _may_hold_token's `"A" in text and any(...)`), and the
    first "-----BEGIN " and "://" (-1 when none). A character stops being looked for once
    what it stands for is known. */
 typedef struct { int token_needle; Z begin, sep; } Marks;
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* Bit k set where raw[k] (k < len <= 16) is "J", "A", "B" or "/" */
+static inline unsigned stops16(const unsigned char *raw, Z len) {
+#if defined(__SSE2__)
+    __m128i x;
+    if (len == 16) {
+        x = _mm_loadu_si128((const __m128i *)raw);
+    } else {
+        unsigned char tail[16] = {0};
+        memcpy(tail, raw, (size_t)len);
+        x = _mm_loadu_si128((const __m128i *)tail);
+    }
+    __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('J')), _mm_cmpeq_epi8(x, _mm_set1_epi8('A'))),
+        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('B')), _mm_cmpeq_epi8(x, _mm_set1_epi8('/'))));
+    return (unsigned)_mm_movemask_epi8(hit);
+#else
+    unsigned bits = 0;
+    for (Z k = 0; k < len; k++)
+        bits |= (unsigned)(raw[k] == 'J' || raw[k] == 'A' || raw[k] == 'B' || raw[k] == '/') << k;
+    return bits;
+#endif
+}
+
 static void prescan(const CText *ct, int token_word, Marks *m) {
-    const unsigned char *raw = ct->raw;   /* 0-terminated */
+    const unsigned char *raw = ct->raw;
     Z n = ct->n;
     m->token_needle = token_word;   /* with a token word the needles need not be looked for */
     m->begin = m->sep = -1;
-    for (Z p = -1; p < n;) {
-        char stops[5];
-        int k = 0;
-        if (!m->token_needle) { stops[k++] = 'J'; stops[k++] = 'A'; }
-        if (m->begin < 0) stops[k++] = 'B';
-        if (m->sep < 0) stops[k++] = '/';
-        if (!k) break;
-        stops[k] = 0;
-        p += 1 + (Z)strcspn((const char *)raw + p + 1, stops);
-        if (p >= n) break;
-        const unsigned char *r = raw + p;
-        switch (r[0]) {
-        case 'J':   /* "eyJ" */
-            if (p >= 2 && r[-2] == 'e' && r[-1] == 'y') m->token_needle = 1;
-            break;
-        case 'A':   /* AKIA ASIA AGPA AIDA AROA ANPA AIPA AIza */
-            if (p + 3 >= n) break;
-            switch (r[1]) {
-            case 'K': case 'S': m->token_needle |= r[2] == 'I' && r[3] == 'A'; break;
-            case 'G': case 'N': m->token_needle |= r[2] == 'P' && r[3] == 'A'; break;
-            case 'R': m->token_needle |= r[2] == 'O' && r[3] == 'A'; break;
-            case 'I': m->token_needle |= ((r[2] == 'D' || r[2] == 'P') && r[3] == 'A') ||
-                                         (r[2] == 'z' && r[3] == 'a');
-                      break;
+    /* the stops, 16 bytes at a time, in order */
+    for (Z base = 0; base < n; base += 16) {
+        if (m->token_needle && m->begin >= 0 && m->sep >= 0) break;
+        for (unsigned bits = stops16(raw + base, n - base < 16 ? n - base : 16); bits;
+             bits &= bits - 1) {
+            Z p = base + __builtin_ctz(bits);
+            const unsigned char *r = raw + p;
+            switch (r[0]) {
+            case 'J':   /* "eyJ" */
+                if (p >= 2 && r[-2] == 'e' && r[-1] == 'y') m->token_needle = 1;
+                break;
+            case 'A':   /* AKIA ASIA AGPA AIDA AROA ANPA AIPA AIza */
+                if (m->token_needle || p + 3 >= n) break;
+                switch (r[1]) {
+                case 'K': case 'S': m->token_needle |= r[2] == 'I' && r[3] == 'A'; break;
+                case 'G': case 'N': m->token_needle |= r[2] == 'P' && r[3] == 'A'; break;
+                case 'R': m->token_needle |= r[2] == 'O' && r[3] == 'A'; break;
+                case 'I': m->token_needle |= ((r[2] == 'D' || r[2] == 'P') && r[3] == 'A') ||
+                                             (r[2] == 'z' && r[3] == 'a');
+                          break;
+                }
+                break;
+            case 'B':   /* "-----BEGIN " */
+                if (m->begin < 0 && p >= 5 && p + 6 <= n && memcmp(r - 5, "-----BEGIN ", 11) == 0)
+                    m->begin = p - 5;
+                break;
+            case '/':   /* "://" */
+                if (m->sep < 0 && p >= 1 && p + 1 < n && r[-1] == ':' && r[1] == '/')
+                    m->sep = p - 1;
+                break;
             }
-            break;
-        case 'B':   /* "-----BEGIN " */
-            if (p >= 5 && p + 6 <= n && memcmp(r - 5, "-----BEGIN ", 11) == 0) m->begin = p - 5;
-            break;
-        case '/':   /* "://" */
-            if (p >= 1 && p + 1 < n && r[-1] == ':' && r[1] == '/') m->sep = p - 1;
-            break;
-        }   /* (a NUL inside the text stops strcspn too, and is passed over) */
+        }
     }
 }
 
@@ -328,12 +354,14 @@ static int password_tail(const U *s, Z e, Z j, Z *vs, Z *ve) {
 
 /* The ends of the label (_PASSWORD_LABELS) that can start at i, in re's order, in ends[];
    returns how many. The lookbehind (?<![\w-].) looks before the window too. */
+static const unsigned char LABEL_FIRST[128] = {   /* the labels' first letters */
+    ['p'] = 1, ['k'] = 1, ['s'] = 1, ['c'] = 1, ['a'] = 1, ['b'] = 1, ['t'] = 1, ['z'] = 1,
+};
+static inline int label_first(U c) { return c < 128 && LABEL_FIRST[c]; }
+
 static int label_ends(const U *s, Z e, Z i, Z *ends) {
-    static const unsigned char FIRST[128] = {
-        ['p'] = 1, ['k'] = 1, ['s'] = 1, ['c'] = 1, ['a'] = 1, ['b'] = 1, ['t'] = 1, ['z'] = 1,
-    };
     int k = 0;
-    if (s[i] >= 128 || !FIRST[s[i]]) return 0;   /* no label starts here */
+    if (!label_first(s[i])) return 0;   /* no label starts here */
     if (i > 0 && (is_w(s[i - 1]) || s[i - 1] == '-')) return 0;
     switch (s[i]) {
     case 'p':
@@ -425,23 +453,29 @@ static const char *const TOKEN_WORDS[] = {
     "xoxa", "xoxb", "xoxp", "xoxo", "xoxs", "xoxr", "hf", "npm", NULL,
 };
 
-/* The words of PASSWORD_WORDS (kind 0) and TOKEN_WORDS (kind 1) by first letter, with a bit
-   per length (1-31) of each letter's words: most tokens fail that test, and the rest are
-   compared with their letter's few words only. */
-typedef struct { const char *word; Z len; int kind, index; } Entry;
-static uint32_t LENGTHS[256];   /* by first byte (a word byte: Latin-1) */
-static struct { int n; Entry v[8]; } BY_LETTER[26];
+/* The words of PASSWORD_WORDS (kind 0) and TOKEN_WORDS (kind 1) in an open-addressed table
+   keyed by their word_hash (Token.hash), with WORD_HEAD: most tokens' hashes have low bits
+   that no word's has, and the rest are confirmed on hash, length and bytes. */
+typedef struct { const char *word; Z len; uint32_t hash; int kind, index; } Entry;
+#define WORD_SLOTS 128   /* a power of two, more than three times the words */
+static Entry WORD_TABLE[WORD_SLOTS];
+/* by the low 12 bits of a hash: 0 no word has them, else 1 + the slot of the only word
+   that has them, or WORD_SLOTS + 1 when several have (then the table is probed) */
+static unsigned char WORD_HEAD[4096];
 
-static void init_by_letter(void) {
+static void init_words(void) {
     static int done = 0;
     if (done) return;
     for (int kind = 0; kind < 2; kind++) {
         const char *const *list = kind ? TOKEN_WORDS : PASSWORD_WORDS;
         for (int m = 0; list[m]; m++) {
-            int letter = list[m][0] - 'a';
             Z len = lit_len(list[m]);
-            LENGTHS[(unsigned char)list[m][0]] |= 1u << len;
-            BY_LETTER[letter].v[BY_LETTER[letter].n++] = (Entry){list[m], len, kind, m};
+            uint32_t h = word_hash((const unsigned char *)list[m], len);
+            unsigned at = h & (WORD_SLOTS - 1);
+            while (WORD_TABLE[at].word) at = (at + 1) & (WORD_SLOTS - 1);
+            WORD_TABLE[at] = (Entry){list[m], len, h, kind, m};
+            unsigned char *head = &WORD_HEAD[h & 4095];
+            *head = *head ? WORD_SLOTS + 1 : (unsigned char)(at + 1);
         }
     }
     done = 1;
@@ -457,21 +491,19 @@ typedef struct {
 } Words;
 
 static void find_words(const CText *ct, Words *found) {
-    init_by_letter();
-    const unsigned char *wb = ct->wb;
+    init_words();
     int token_word = 0, npresent = 0;
     unsigned int seen = 0;   /* bit per PASSWORD_WORDS entry already in `present` */
     for (const Token *tok = ct->tokens, *end = tok + ct->ntokens; tok < end; tok++) {
-        const unsigned char *w = wb + tok->start;
-        Z len = tok->len;
-        if ((size_t)len >= 32 || !((LENGTHS[w[0]] >> len) & 1)) continue;
-        unsigned int letter = (unsigned int)w[0] - 'a';   /* a-z: LENGTHS is 0 elsewhere */
-        for (int m = 0; m < BY_LETTER[letter].n; m++) {
-            const Entry *e = &BY_LETTER[letter].v[m];
-            if (e->len != len) continue;
-            Z q = 1;
-            while (q < len && w[q] == (unsigned char)e->word[q]) q++;
-            if (q < len) continue;
+        uint32_t h = tok->hash;
+        unsigned head = WORD_HEAD[h & 4095];
+        if (!head) continue;
+        for (unsigned at = head <= WORD_SLOTS ? head - 1 : (h & (WORD_SLOTS - 1));
+             WORD_TABLE[at].word; at = (at + 1) & (WORD_SLOTS - 1)) {
+            const Entry *e = &WORD_TABLE[at];
+            if (e->hash != h || e->len != tok->len ||
+                memcmp(ct->wb + tok->start, e->word, (size_t)e->len) != 0)
+                continue;
             if (e->kind) {
                 token_word = 1;
             } else if (!((seen >> e->index) & 1)) {
@@ -488,8 +520,41 @@ static void find_words(const CText *ct, Words *found) {
 
 /* self._password.finditer(lowered, s, e) in each of scan.windows(self._password_words, 20,
    150), each value kept if _looks_like_password (API_KEY after an API label). */
+/* Whether _password matches at i in lowered[:n] (a label, then its tail) */
+static int password_at(const U *low, Z n, Z i) {
+    Z ends[8], vs, ve;
+    int k = label_ends(low, n, i, ends);
+    for (int m = 0; m < k; m++) if (password_tail(low, n, ends[m], &vs, &ve)) return 1;
+    return 0;
+}
+
+/* The first place where _password matches in the whole lowered text, or -1. A match in a
+   window s[:e] is one in s[:n] too (a longer text only adds ways), so no window holds one
+   before it. A label starts where lowered has one of LABEL_FIRST's letters with no
+   [\w-] before it: in a word byte run that starts there (a token: ASCII letters are word
+   bytes, and a character that is not \w is no word byte), or at a KELVIN SIGN, which
+   lowers to "k" (the only character above 0xFF that lowers to an ASCII letter; raw has
+   "?" for it). */
+static Z first_password(const CText *ct) {
+    const U *low = ct->low;
+    Z n = ct->n, first = -1;
+    for (const Token *tok = ct->tokens, *end = tok + ct->ntokens; tok < end; tok++) {
+        if (label_first(low[tok->start]) && password_at(low, n, tok->start)) {
+            first = tok->start;
+            break;
+        }
+    }
+    for (Z q = find_byte(ct->raw, 0, n, '?'); q >= 0 && (first < 0 || q < first);
+         q = find_byte(ct->raw, q + 1, n, '?')) {
+        if (ct->s[q] == 0x212A && password_at(low, n, q)) { first = q; break; }
+    }
+    return first;
+}
+
 static int passwords(const CText *ct, const Words *found, Out *out) {
     if (!found->npresent) return 0;
+    Z first = first_password(ct);   /* most texts have a password word but no password */
+    if (first < 0) return 0;
     Spans windows = {0};
     /* the words present stand for the whole list: ct_windows skips the absent ones */
     if (ct_windows(ct, found->present, 20, 150, NULL, &windows) < 0) return -1;
@@ -497,8 +562,9 @@ static int passwords(const CText *ct, const Words *found, Out *out) {
     int rc = 0;
     for (Z w = 0; w < windows.n && rc == 0; w++) {
         Z e = windows.v[w].end < ct->n ? windows.v[w].end : ct->n;
-        Z i = windows.v[w].start;
+        Z i = windows.v[w].start > first ? windows.v[w].start : first;
         while (i < e) {
+            if (!label_first(low[i])) { i++; continue; }   /* (label_ends: no label) */
             Z ends[8];
             int k = label_ends(low, e, i, ends);
             Z vs = 0, ve = 0;
