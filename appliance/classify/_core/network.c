@@ -53,29 +53,22 @@ static int ascii_alpha(U c) { return c < 128 && (is_ascii_lower(c) || is_ascii_u
 static Z email_domain(const U *s, Z n, Z at) {
     Z i = at + 1;
     if (i >= n || !ascii_alnum(s[i])) return -1;
-    /* positions just after each "label." in the greedy chain: (?:[A-Za-z0-9-]*\.)+ starting
-       at i (the first label's first char is the [A-Za-z0-9] already consumed) */
-    Z dots[256];
-    Z nd = 0;
-    Z j = i + 1;
-    for (;;) {
-        Z k = j;
+    /* the greedy chain (?:[A-Za-z0-9-]*\.)+ from i + 1 (the first label's first character
+       is the [A-Za-z0-9] already taken): the class does not match ".", so each repetition
+       ends at the next "." and the chain at the last "." reachable; `last` is just after it */
+    Z last = -1;
+    for (Z k = i + 1;; k++) {
         while (k < n && (ascii_alnum(s[k]) || s[k] == '-')) k++;
-        if (k < n && s[k] == '.') {
-            /* greedy [A-Za-z0-9-]* then "."; backtracking into the class can only end at a
-               "." too, and the class does not match "." so this is the only choice */
-            if (nd < 256) dots[nd++] = k + 1;
-            j = k + 1;
-        } else {
-            break;
-        }
+        if (k >= n || s[k] != '.') break;
+        last = k + 1;
     }
-    /* try the longest chain first */
-    for (Z d = nd - 1; d >= 0; d--) {
-        Z t = dots[d];
+    /* backtracking gives back one repetition at a time: every "." in s[i+1:last] ends one,
+       so they are tried from the last; after each, [A-Za-z]{2,24} (greedy) then \b */
+    for (Z d = last - 1; d > i; d--) {
+        if (s[d] != '.') continue;
+        Z t = d + 1;
         Z m = 0;
         while (t + m < n && m < 24 && ascii_alpha(s[t + m])) m++;
-        /* [A-Za-z]{2,24} greedy, then \b; backtrack on the count */
         for (Z c = m; c >= 2; c--) {
             if (at_boundary(s, t + c, n)) return t + c;
         }
