@@ -95,3 +95,16 @@ def test_the_core_lowers_every_code_point_as_str_lower_does() -> None:
     assert core.lowered(every) == every.lower()
     for text in ("ΟΔΟΣ ΣΑΣ.", "Σ", "ÄRZTIN İSTANBUL", "İ"):
         assert core.lowered(text) == Scan.of(text, Vocabulary(())).lowered
+
+
+@pytest.mark.parametrize("unit", [
+    "1", "1 ", "1-", "1.", "1:", "a:", "::", "@", "a@", "a.", "a@b.", "A1", "AB12 ", "Ab1-",
+    "://", "a://", "-----BEGIN PRIVATE KEY-----", "password: ", "Patient ", "Mr. Ab ",
+    "Straße 1 ", "12 Oak ", "DOB ", "ssn ", "x" * 40 + " ", "fe80:", "(555) ", "Dr. ",
+    "MRN: ", "age 9", "www.", "ghp_", "4111 ", "DE89 ",
+])
+def test_long_repetitive_texts_equal_the_python_path(unit: str) -> None:
+    """Texts of 20,000 characters made of one fragment: the longest runs, chains and
+    windows the detectors can meet (the same units as test_long_inputs.py)."""
+    text = (unit * (20_000 // len(unit) + 1))[:20_000]
+    assert Classifier().classify(text) == Classifier(native=False).classify(text)
