@@ -507,6 +507,20 @@ static int run_slot(CText *ct, Out *out, int i) {
     return rc;
 }
 
+/* Prepares `text` for the detectors, `bits` the enabled types: 1 ready, 0 a text the core
+   does not take, -1 error (with 0 and -1, nothing is left to free). */
+static int begin(CText *ct, Out *out, PyObject *text, unsigned long long bits) {
+    int ok = ct_prepare(ct, text);
+    if (ok <= 0) {
+        ct_free(ct);
+        return ok;
+    }
+    parse_enabled(ct, bits);
+    memset(out, 0, sizeof(*out));
+    out->enabled = ct->enabled;
+    return 1;
+}
+
 static PyObject *found_tuple(const Found *f) {
     return Py_BuildValue("(innd)", f->type, f->start, f->end, f->confidence);
 }
@@ -525,11 +539,9 @@ static PyObject *core_detect(PyObject *self, PyObject *args) {
         return NULL;
     }
     CText ct;
-    int ok = ct_prepare(&ct, text);
-    if (ok <= 0) { ct_free(&ct); if (ok < 0) return NULL; Py_RETURN_NONE; }
-    parse_enabled(&ct, bits);
-    Out out = {0};
-    out.enabled = ct.enabled;
+    Out out;
+    int ok = begin(&ct, &out, text, bits);
+    if (ok <= 0) { if (ok < 0) return NULL; Py_RETURN_NONE; }
     PyObject *result = NULL;
     if (run_slot(&ct, &out, slot) == 0) {
         result = PyList_New(out.n);
@@ -648,11 +660,9 @@ static PyObject *core_scan(PyObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     CText ct;
-    int ok = ct_prepare(&ct, text);
-    if (ok <= 0) { ct_free(&ct); if (ok < 0) return NULL; Py_RETURN_NONE; }
-    parse_enabled(&ct, bits);
-    Out out = {0};
-    out.enabled = ct.enabled;
+    Out out;
+    int ok = begin(&ct, &out, text, bits);
+    if (ok <= 0) { if (ok < 0) return NULL; Py_RETURN_NONE; }
     PyObject *result = NULL;
     Z *kept = NULL, few[32];  /* the kept findings' indices (most texts: a few) */
     for (int i = 0; i < NSLOTS; i++) {
