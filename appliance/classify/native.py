@@ -115,6 +115,7 @@ class Native:
             extras.extend((slot, _INDEX[f.type], f.start, f.end, f.confidence)
                           for f in site.site_findings(text) if f.type in enabled)
         return extras
+
     def _scan_mixed(self, text: str) -> tuple[Classification, int] | None:
         got: tuple[Classification, int] | None = self._core.scan(
             self._bits, self._skip, self._extras(text) if self._mixed else None, text)
