@@ -43,7 +43,6 @@ from appliance.classify.findings import (
 )
 
 
-
 def _load_core() -> ModuleType | None:
     """The compiled core, built by every install (setup.py); None if it is missing."""
     try:
