@@ -11,7 +11,7 @@ import random
 import pytest
 
 from appliance.classify import Classifier, ClassifyConfig
-from appliance.classify.detectors import Scan, Vocabulary
+from appliance.classify.detectors import Scan, Vocabulary, people
 from appliance.classify.findings import BASE_LEVEL, PERSONAL_TYPES, FindingType
 from tests.appliance.classify.parity import load_core, mismatches, texts
 
@@ -108,3 +108,23 @@ def test_long_repetitive_texts_equal_the_python_path(unit: str) -> None:
     windows the detectors can meet (the same units as test_long_inputs.py)."""
     text = (unit * (20_000 // len(unit) + 1))[:20_000]
     assert Classifier().classify(text) == Classifier(native=False).classify(text)
+
+
+def test_every_listed_word_is_read_alike() -> None:
+    """The C detectors carry their own copies of the word lists (triggers, titles, labels,
+    cues, street suffixes, health words, non-names): each word, in three cases, in contexts
+    where the detectors read it, must give what the Python path gives, so that a word added
+    to a Python list and not to its C copy is caught even when no corpus text holds it."""
+    native, python = Classifier(), Classifier(native=False)
+    words = (set(python._vocabulary._by_key.values()) | set(people._NOT_NAMES)
+             | set(people._STARTS))
+    templates = ["{w} 123456789", "{w}: 4111 1111 1111 1111", "Mr. {W} Smith and {W}",
+                 "Patient {W} {W}son was seen", "{W} Müller, 12 Oak {W}, DOB 01.02.1950",
+                 "the {w} is 90 years old, {w} # A1234567 and {w} 2024-01-02", "{w}={w}123!",
+                 "12 {W} {W} St.", "Name: {W} Jones, {w} 555-234-5678", "{w}-nr. 12345 {w}"]
+    differ = [text for word in sorted(words) for form in {word, word.capitalize(), word.upper()}
+              for template in templates
+              if native.classify(text := template.format(w=form, W=form.capitalize()))
+              != python.classify(text)]
+    assert len(words) > 600
+    assert differ == [], f"{len(differ)} differ, e.g. {differ[:5]}"
