@@ -98,10 +98,6 @@ void spans_free(Spans *spans) {
     spans->n = spans->cap = 0;
 }
 
-int ct_enabled(const CText *ct, int type) {
-    return (ct->enabled[type / 32] >> (type % 32)) & 1;
-}
-
 /* ------------------------------------------------------------------ text preparation */
 
 /* base.py's _WORD_BYTES: a Latin-1 byte -> lower-case word byte, or ' ' */
@@ -218,7 +214,6 @@ static int ct_prepare(CText *ct, PyObject *text) {
     ct->raw[n] = 0;
     ct->wb[n] = 0;
     ct->has_digit = digit;
-    ct->gated = 1;
     ct->low[n] = 0;
     /* tokens */
     Z cap = 0;
@@ -321,16 +316,6 @@ Z find_u(const U *s, Z from, Z to, const U *needle, Z len) {
     return -1;
 }
 
-int ct_positions(const CText *ct, const char *needle, Spans *out) {
-    spans_clear(out);
-    Z at = find_in(ct->low, 0, ct->n, needle);
-    while (at >= 0) {
-        if (spans_add(out, at, at) < 0) return -1;
-        at = find_in(ct->low, at + 1, ct->n, needle);
-    }
-    return 0;
-}
-
 static int cmp_span(const void *a, const void *b) {
     const Span *x = a, *y = b;
     if (x->start != y->start) return x->start < y->start ? -1 : 1;
@@ -383,30 +368,6 @@ int ct_windows(const CText *ct, const char *const *triggers, Z before, Z after,
         }
     }
     spans_merge(out);
-    return 0;
-}
-
-#define SHORT_TEXT 256
-
-/* base.py Scan.runs */
-int ct_runs(const CText *ct, const char *characters, Z length, Z reach, Spans *out) {
-    spans_clear(out);
-    Z n = ct->n;
-    if (!ct->gated || n < SHORT_TEXT) return spans_add(out, 0, n);
-    unsigned char member[256] = {0};
-    for (const unsigned char *c = (const unsigned char *)characters; *c; c++) member[*c] = 1;
-    Z i = 0;
-    while (i < n) {
-        if (!member[ct->raw[i]]) { i++; continue; }
-        Z j = i;
-        while (j < n && member[ct->raw[j]]) j++;
-        if (j - i >= length) {
-            Z end = j + reach < n ? j + reach : n;
-            if (out->n && i <= out->v[out->n - 1].end) out->v[out->n - 1].end = end;
-            else if (spans_add(out, i, end) < 0) return -1;
-        }
-        i = j;
-    }
     return 0;
 }
 

@@ -75,7 +75,6 @@ typedef struct {
     unsigned char *raw;  /* Scan.raw: Latin-1, '?' for code points above 0xFF */
     unsigned char *wb;   /* raw translated to word bytes: lower-case letter or ' ' */
     int has_digit;       /* an ASCII digit occurs (Scan.has_digit) */
-    int gated;           /* always 1 here (see above): Scan.gated */
     Token *tokens;
     Z ntokens;
     Z *table;            /* open-addressed hash of tokens: index + 1, 0 empty */
@@ -117,9 +116,7 @@ static inline int at_boundary(const U *s, Z i, Z end) {
     return before != after;
 }
 
-int ct_enabled(const CText *ct, int type);
-
-/* ---- words, needles, windows, runs: the Scan's helpers, same results as base.py ---- */
+/* ---- words, needles, windows: the Scan's helpers, same results as base.py ---- */
 /* Whether `word` (Latin-1 bytes, lower case) is a token of the text: `word in scan.words`
    for any word of the vocabulary. */
 int ct_word(const CText *ct, const char *word);
@@ -129,10 +126,7 @@ int ct_any_word(const CText *ct, const char *const *words);
 Z find_in(const U *s, Z from, Z to, const char *needle);
 /* Same, for a needle given as code points. */
 Z find_u(const U *s, Z from, Z to, const U *needle, Z len);
-/* `needle in text` / `needle in lowered` */
-static inline int ct_in_text(const CText *ct, const char *needle) {
-    return find_in(ct->s, 0, ct->n, needle) >= 0;
-}
+/* `needle in lowered` */
 static inline int ct_in_low(const CText *ct, const char *needle) {
     return find_in(ct->low, 0, ct->n, needle) >= 0;
 }
@@ -140,10 +134,6 @@ static inline int ct_in_low(const CText *ct, const char *needle) {
    be NULL). Appends to `out` (cleared first). Returns -1 on memory error. */
 int ct_windows(const CText *ct, const char *const *triggers, Z before, Z after,
                const char *const *needles, Spans *out);
-/* Scan.runs(characters, length, reach); `characters` is Latin-1. */
-int ct_runs(const CText *ct, const char *characters, Z length, Z reach, Spans *out);
-/* Every start of `needle` in the lowered text, overlapping (Scan.positions). */
-int ct_positions(const CText *ct, const char *needle, Spans *out);  /* uses .start only */
 
 /* ---- output ---- */
 /* Reports a finding (dropped when its type is disabled, as the classifier's filter does).

@@ -725,7 +725,7 @@ static int cmp_place(const void *a, const void *b) {
     return place_before(a, b) ? -1 : place_before(b, a);
 }
 
-/* The kinds whose type is enabled (ct_enabled), a bit per kind. Calls mostly come with the
+/* The kinds whose type is enabled (CText.enabled), a bit per kind. Calls mostly come with the
    same enabled types, so the answer for the last ones is kept (the GIL is held). */
 _Static_assert(T_COUNT <= 32, "the enabled types are one word");
 static unsigned enabled_kinds(const CText *ct) {
@@ -769,7 +769,7 @@ static int all_places(const CText *ct, Places *ps) {
             break;
         }
     }
-    /* only kinds with an enabled type (ct_enabled) */
+    /* only kinds with an enabled type (CText.enabled) */
     unsigned enabled = enabled_kinds(ct) & (kinds | needle_kinds);
     if (kinds & enabled) {
         int sought[MOST_TRIGGERS], nsought = 0;  /* the present words of enabled kinds */

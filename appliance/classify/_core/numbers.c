@@ -5,11 +5,6 @@
    matches (not \d, \s, \w, nor any literal), so it reads as "the string ends here". */
 static inline U at(const U *s, Z i, Z end) { return i < end ? s[i] : 0; }
 
-/* is_w, is_alnum and is_digit with an ASCII fast path (the same answers) */
-static inline int ascii_alnum(U c) { return is_d(c) || is_ascii_lower(c) || is_ascii_upper(c); }
-static inline int fast_w(U c) { return c < 128 ? ascii_alnum(c) || c == '_' : is_w(c); }
-static inline int fast_alnum(U c) { return c < 128 ? ascii_alnum(c) : is_alnum(c); }
-static inline int fast_digit(U c) { return c < 128 ? is_d(c) : is_digit(c); }
 
 /* [+(0-9]: where a phone candidate can begin ('(' 0x28, '+' 0x2B, '0'-'9' 0x30-0x39) */
 static inline int phone_anchor(U c) {
@@ -48,7 +43,7 @@ static Z digits_at(const U *s, Z i, Z end, Z most) {
 static int boundary_before(const U *s, Z start) {
     if (start == 0) return 1;
     U c = s[start - 1];
-    return !(fast_alnum(c) || c == '.' || c == '_' || c == '-' || c == '/');
+    return !(is_alnum(c) || c == '.' || c == '_' || c == '-' || c == '/');
 }
 
 /* checksums.payment_card_valid */
@@ -89,7 +84,7 @@ int det_ssn(CText *ct, Out *out) {
             !is_d(s[i + 4]) || !is_d(s[i + 5]) || digits_at(s, i + 7, n, 4) != 4)
             continue;
         U next = s[i + 11];  /* s[n] == 0 ends the text */
-        if (fast_w(next) || next == '-') continue;
+        if (is_w(next) || next == '-') continue;
         if (boundary_before(s, i) && ck_ssn(s, i, i + 11))
             if (out_add(out, T_SSN, i, i + 11, 0.95) < 0) return -1;
     }
@@ -113,7 +108,7 @@ static Z card_groups(const U *s, Z end, Z base, Z pos, int count, uint64_t *fail
     }
     if (count >= 1) {
         U c = at(s, pos, end);
-        if (!(fast_w(c) || c == '-')) return pos;
+        if (!(is_w(c) || c == '-')) return pos;
     }
     failed[count] |= (uint64_t)1 << (pos - base);
     return -1;
@@ -130,7 +125,7 @@ static Z card_match(const U *s, Z end, Z p) {
         U c = s[x];
         if (c == ' ') { ahead = 1; break; }
         if (is_d(c) || c == '-') continue;
-        ahead = !fast_w(c);
+        ahead = !is_w(c);
         break;
     }
     if (!ahead) return -1;
@@ -310,7 +305,7 @@ static Z north_american_rest(const U *s, Z end, Z j) {
 static Z north_american(const U *s, Z end, Z i) {
     U c = at(s, i, end);
     if (!(is_d(c) || c == '+' || c == '(')) return -1;  /* no start without one of these */
-    if (i > 0 && (fast_w(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == '+' || s[i - 1] == '-'))
+    if (i > 0 && (is_w(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == '+' || s[i - 1] == '-'))
         return -1;
     Z opts[4];
     int no = 0;
@@ -336,7 +331,7 @@ static Z north_american(const U *s, Z end, Z i) {
    first); every other optional part is taken when its character is there. */
 static Z international(const U *s, Z end, Z i) {
     if (at(s, i, end) != '+') return -1;
-    if (i > 0 && (fast_w(s[i - 1]) || s[i - 1] == '.')) return -1;
+    if (i > 0 && (is_w(s[i - 1]) || s[i - 1] == '.')) return -1;
     for (Z c1 = digits_at(s, i + 1, end, 3); c1 >= 1; c1--) {
         Z p1 = i + 1 + c1;
         if (in_sdd(at(s, p1, end))) p1++;
@@ -367,7 +362,7 @@ static Z bare(const U *s, Z end, Z i) {
     U a = at(s, i, end);
     if (!(a >= '2' && a <= '9') || digits_at(s, i + 1, end, 9) != 9 || is_d(at(s, i + 10, end)))
         return -1;
-    if (i > 0 && (fast_w(s[i - 1]) || s[i - 1] == '.')) return -1;
+    if (i > 0 && (is_w(s[i - 1]) || s[i - 1] == '.')) return -1;
     return i + 10;
 }
 
@@ -378,7 +373,7 @@ static Z bare(const U *s, Z end, Z i) {
 static Z national(const U *s, Z end, Z i) {
     U first = at(s, i, end);
     if (first != '(' && first != '0') return -1;
-    if (i > 0 && (fast_w(s[i - 1]) || s[i - 1] == '.')) return -1;
+    if (i > 0 && (is_w(s[i - 1]) || s[i - 1] == '.')) return -1;
     Z opts[4];
     int no = 0;
     if (first == '(') {
@@ -446,7 +441,7 @@ int det_phone(CText *ct, Out *out) {
             for (Z j = p; j < e; j++) {
                 U c = s[j];
                 ndigits += is_d(c);
-                if (j > 0 && (fast_w(s[j - 1]) || s[j - 1] == '.')) continue;
+                if (j > 0 && (is_w(s[j - 1]) || s[j - 1] == '.')) continue;
                 starts[nstarts++] = j;
                 plus |= c == '+';
                 zero |= c == '0' || c == '(';
@@ -469,7 +464,7 @@ int det_phone(CText *ct, Out *out) {
             }
             if (end >= 0) {
                 Z digits = 0;
-                for (Z k = start; k < end && s[k] != 'x'; k++) digits += fast_digit(s[k]);
+                for (Z k = start; k < end && s[k] != 'x'; k++) digits += is_digit(s[k]);
                 if (digits >= 7 && digits <= 17) {
                     Z lo = start > 25 ? start - 25 : 0;
                     int type = find_in(ct->low, lo, start, "fax") >= 0 ? T_FAX : T_PHONE;
